@@ -1,0 +1,3 @@
+export * from './core';
+export * from './mesh';
+export * from './network';

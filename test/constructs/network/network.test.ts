@@ -1,0 +1,136 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { LambdaMeshError } from '../../../constructs/core';
+import { MeshNetwork } from '../../../constructs/network';
+import { cdkJsonContext } from '../../harness';
+
+function networkStack(props = {}, env?: { region: string }): { stack: Stack; network: MeshNetwork } {
+  const app = new App({ context: cdkJsonContext() });
+  const stack = new Stack(app, 'Net', env ? { env } : {});
+  return { stack, network: new MeshNetwork(stack, 'Network', props) };
+}
+
+describe('MeshNetwork', () => {
+  test('isolated subnets for functions, services and servers in 3 AZs; no internet or NAT path', () => {
+    const { stack } = networkStack();
+    const t = Template.fromStack(stack);
+    t.resourceCountIs('AWS::EC2::Subnet', 9);
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    t.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: false });
+    for (const group of ['Functions', 'Services', 'Servers']) {
+      t.resourcePropertiesCountIs('AWS::EC2::Subnet', { Tags: Match.arrayWith([{ Key: 'aws-cdk:subnet-name', Value: group }]) }, 3);
+    }
+    t.hasResourceProperties('AWS::EC2::Subnet', { CidrBlock: '10.0.0.0/20' });
+    // Environment-agnostic: the third zone is picked at deploy time too.
+    t.hasResourceProperties('AWS::EC2::Subnet', { AvailabilityZone: { 'Fn::Select': [2, { 'Fn::GetAZs': '' }] } });
+  });
+
+  test('maxAzs 2 makes 2 zones', () => {
+    Template.fromStack(networkStack({ maxAzs: 2 }).stack).resourceCountIs('AWS::EC2::Subnet', 6);
+  });
+
+  test('warns when a looked-up region offers fewer zones than asked for', () => {
+    const app = new App({ context: { ...cdkJsonContext(), 'availability-zones:account=111111111111:region=us-west-1': ['us-west-1a', 'us-west-1c'] } });
+    const stack = new Stack(app, 'Net', { env: { account: '111111111111', region: 'us-west-1' } });
+    new MeshNetwork(stack, 'Network');
+    Annotations.fromStack(stack).hasWarning('/Net/Network', Match.stringLikeRegexp('offers 2 availability zones, fewer than the 3 asked for'));
+  });
+
+  test('the endpoints a private Lambda function needs: S3 gateway and 7 interface endpoints', () => {
+    const { stack } = networkStack();
+    const t = Template.fromStack(stack);
+    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' }, 1);
+    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface', PrivateDnsEnabled: true }, 7);
+    const services = Object.values(t.findResources('AWS::EC2::VPCEndpoint')).map((r) => JSON.stringify(r.Properties.ServiceName));
+    for (const svc of ['.s3', '.ssm', '.secretsmanager', '.kms', '.sts', '.ecr.api', '.ecr.dkr', '.logs']) {
+      expect(services.some((s) => s.includes(`"${svc}"`) || s.includes(`${svc}"`))).toBe(true);
+    }
+  });
+
+  test('endpoints admit nobody by default; connections let a consumer in on 443', () => {
+    const closed = Template.fromStack(networkStack().stack);
+    closed.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+    closed.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      GroupDescription: 'lambda-mesh interface endpoints: HTTPS from mesh members only',
+      SecurityGroupIngress: Match.absent(),
+    });
+
+    const { stack, network } = networkStack();
+    const fnSg = new ec2.SecurityGroup(stack, 'FnSg', { vpc: network.vpc });
+    network.connections.allowDefaultPortFrom(fnSg);
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::EC2::SecurityGroupIngress', { FromPort: 443, ToPort: 443, IpProtocol: 'tcp', SourceSecurityGroupId: Match.anyValue() });
+  });
+
+  test('flow logs of all traffic to a KMS-encrypted log group kept a year; the key rotates and refuses foreign grants', () => {
+    const { stack } = networkStack();
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL', LogDestinationType: 'cloud-watch-logs' });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365, KmsKeyId: Match.anyValue() });
+    t.hasResource('AWS::Logs::LogGroup', { DeletionPolicy: 'Retain' });
+    t.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      KeyPolicy: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 'kms:CreateGrant',
+            Condition: { BoolIfExists: { 'kms:GrantIsForAWSResource': 'false', 'aws:PrincipalIsAWSService': 'false' } },
+          }),
+          Match.objectLike({
+            Principal: { Service: { 'Fn::Join': ['', ['logs.', { Ref: 'AWS::Region' }, '.amazonaws.com']] } },
+            Condition: { ArnLike: { 'kms:EncryptionContext:aws:logs:arn': Match.anyValue() } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('subnet selections pick the matching subnet groups', () => {
+    const { stack, network } = networkStack();
+    const fn = new lambda.Function(stack, 'Fn', {
+      runtime: lambda.Runtime.PYTHON_3_13,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline('def handler(e, c): return 1'),
+      vpc: network.vpc,
+      vpcSubnets: network.functionSubnets,
+    });
+    expect(fn.isBoundToVpc).toBe(true);
+    expect(network.vpc.selectSubnets(network.functionSubnets).subnets).toHaveLength(3);
+    expect(network.vpc.selectSubnets(network.serverSubnets).subnets).toHaveLength(3);
+    expect(network.vpc.selectSubnets(network.serviceSubnets).subnets).toHaveLength(3);
+  });
+
+  test('explicit availability zones need no lookup with a fixed region', () => {
+    const { stack } = networkStack({ availabilityZones: ['eu-west-1a', 'eu-west-1b'] }, { region: 'eu-west-1' });
+    const t = Template.fromStack(stack);
+    t.resourceCountIs('AWS::EC2::Subnet', 6);
+    t.hasResourceProperties('AWS::EC2::Subnet', { AvailabilityZone: 'eu-west-1b' });
+  });
+
+  test.each([[1], [4], [2.5]])('fails when maxAzs is %s', (maxAzs) => {
+    const err = (() => {
+      try {
+        networkStack({ maxAzs });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(LambdaMeshError.isLambdaMeshError(err)).toBe(true);
+    expect((err as LambdaMeshError).message).toBe(`Net/Network: maxAzs: given ${maxAzs}, expected an integer from 2 to 3 (a quorum of servers needs 2 AZs at least)`);
+  });
+
+  test.each([
+    ['one zone', ['eu-west-1a']],
+    ['a repeated zone', ['eu-west-1a', 'eu-west-1a']],
+    ['four zones', ['eu-west-1a', 'eu-west-1b', 'eu-west-1c', 'eu-west-1d']],
+  ])('fails when availabilityZones has %s', (_why, availabilityZones) => {
+    expect(() => networkStack({ availabilityZones }, { region: 'eu-west-1' })).toThrow(
+      `Net/Network: availabilityZones: given ${JSON.stringify(availabilityZones)}, expected 2 or 3 distinct availability zone names`,
+    );
+  });
+});
