@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/**', 'cdk.out/**', 'dist/**', 'build/**', 'coverage/**', '**/*.js', '**/*.d.ts', 'constructs/k8s/imports/**'],
+    ignores: ['.scratch/**', 'eslint.config.mjs', 'node_modules/**', 'cdk.out/**', 'dist/**', 'build/**', 'coverage/**', '**/*.js', '**/*.d.ts', 'constructs/k8s/imports/**'],
   },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

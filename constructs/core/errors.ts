@@ -70,6 +70,7 @@ export function describeValue(value: unknown): string {
     const json = JSON.stringify(value);
     return json.length > 120 ? `${json.slice(0, 117)}...` : json;
   } catch {
-    return String(value);
+    // Circular or otherwise unserialisable: say so rather than print "[object Object]".
+    return '(a value that cannot be printed)';
   }
 }

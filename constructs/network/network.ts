@@ -1,11 +1,12 @@
-import { Annotations, ArnFormat, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { describeValue, LambdaMeshError } from '../core/errors';
 import { newMeshKey } from '../core/private/kms';
+import { acknowledgeGuardRule } from '../core/validation';
 
 /**
  * Properties of a {@link MeshNetwork}.
@@ -180,10 +181,7 @@ export class MeshNetwork extends Construct implements ec2.IConnectable {
 function acknowledgeRestrictDefaultSecurityGroupProvider(network: MeshNetwork): void {
   const provider = Stack.of(network).node.tryFindChild('Custom::VpcRestrictDefaultSGCustomResourceProvider');
   if (provider) {
-    Validations.of(provider).acknowledge({
-      id: 'cdk-validator-cfnguard::lambda_inside_vpc_check',
-      reason: 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.',
-    });
+    acknowledgeGuardRule(provider, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.');
   }
 }
 
@@ -193,7 +191,7 @@ function acknowledgeRestrictDefaultSecurityGroupProvider(network: MeshNetwork): 
  * 2-zone region, set `maxAzs: 2` (the deployment fails otherwise). With a known region, use the stack's zones.
  */
 function defaultAvailabilityZones(stack: Stack, count: number): string[] {
-  if (Token.isUnresolved(stack.region)) {
+  if (Token.isUnresolved(stack.region) || Token.isUnresolved(stack.account)) {
     return Array.from({ length: count }, (_, i) => Fn.select(i, Fn.getAzs()));
   }
   return stack.availabilityZones.slice(0, count);
