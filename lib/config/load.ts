@@ -1,0 +1,530 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { parseDocument, type YAMLError } from 'yaml';
+import { describeValue, LambdaMeshError } from '../../constructs/core/errors';
+import { DNS_1123_LABEL_MAX_LENGTH } from '../../constructs/core/names';
+import { DEFAULT_CONFIG } from './default';
+import { CONFIG_SCHEMA, describePattern, type JsonSchemaNode } from './schema';
+import type { EnvironmentConfig } from './types';
+
+/**
+ * Details of a {@link ConfigError}.
+ */
+export interface ConfigErrorDetails {
+  /**
+   * The config file (or `-c config`, `(embedded default)`), used as the error's location.
+   */
+  readonly file: string;
+
+  /**
+   * The field path of the bad value: `services[1].port`, `rules[0].http.methods[2]`, or `(root)` for the document.
+   */
+  readonly field: string;
+
+  /**
+   * What was given, rendered for people (`"abc"`, `70000`, `(missing)`).
+   */
+  readonly given: string;
+
+  /**
+   * What would have been accepted.
+   */
+  readonly expected: string;
+}
+
+/**
+ * Defines the error for a bad environment config: `<file>: <field>: given <given>, expected <expected>`.
+ */
+export class ConfigError extends LambdaMeshError {
+  /**
+   * True when `x` is a {@link ConfigError} (from any loaded copy of the library).
+   */
+  public static isConfigError(x: unknown): x is ConfigError {
+    return LambdaMeshError.isLambdaMeshError(x) && CONFIG_ERROR_SYMBOL in x;
+  }
+
+  /**
+   * The config file the error is about (the same as `location`).
+   */
+  public readonly file: string;
+
+  /**
+   * @param details where and what
+   * @param cause the error this one reports, e.g. one the mesh model threw
+   */
+  constructor(details: ConfigErrorDetails, cause?: unknown) {
+    super({ location: details.file, field: details.field, given: details.given, expected: details.expected });
+    this.name = 'ConfigError';
+    this.file = details.file;
+    if (cause !== undefined) {
+      this.cause = cause;
+    }
+    Object.defineProperty(this, CONFIG_ERROR_SYMBOL, { value: true });
+  }
+}
+
+const CONFIG_ERROR_SYMBOL = Symbol.for('lambda-mesh.ConfigError');
+
+/** The source that {@link resolveConfig} reports for the embedded default. */
+const EMBEDDED_DEFAULT = '(embedded default)';
+
+/**
+ * Picks the environment config from the `config` context value: the embedded {@link DEFAULT_CONFIG} when it is
+ * unset, else the file it names (YAML or JSON, resolved against the working directory).
+ *
+ * @param contextValue what `app.node.tryGetContext('config')` returns
+ * @returns the config and where it came from: the absolute file path, or `(embedded default)`
+ */
+export function resolveConfig(contextValue: unknown): { config: EnvironmentConfig; source: string } {
+  if (contextValue === undefined) {
+    return { config: validateConfig(DEFAULT_CONFIG, EMBEDDED_DEFAULT), source: EMBEDDED_DEFAULT };
+  }
+  if (typeof contextValue !== 'string' || contextValue.trim() === '') {
+    throw new ConfigError({
+      file: '-c config',
+      field: '(value)',
+      given: describeValue(contextValue),
+      expected: 'the path of a YAML or JSON environment config file, e.g. -c config=envs/dev.yaml',
+    });
+  }
+  const file = path.resolve(process.cwd(), contextValue);
+  return { config: loadConfigFile(file), source: file };
+}
+
+/**
+ * Reads, parses (YAML 1.2, of which JSON is a subset) and validates an environment config file.
+ *
+ * @param file the path, also used as the location in error messages
+ * @throws ConfigError when the file is missing, not YAML/JSON, or not a valid config
+ */
+export function loadConfigFile(file: string): EnvironmentConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const given = code === 'ENOENT' ? '(no such file)' : code === 'EISDIR' ? '(a directory)' : `(unreadable: ${code ?? String(e)})`;
+    throw new ConfigError({ file, field: '(file)', given, expected: 'a readable YAML or JSON environment config file' }, e);
+  }
+
+  const doc = parseDocument(text, { version: '1.2', schema: 'core', uniqueKeys: true, prettyErrors: true });
+  // Warnings (unresolved tags such as CloudFormation's !Ref, bad directives) would silently change values: refuse them.
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) {
+    throw yamlError(file, text, problem);
+  }
+  if (doc.contents === null) {
+    throw new ConfigError({ file, field: '(root)', given: '(empty document)', expected: describeExpected(CONFIG_SCHEMA) });
+  }
+  return validateConfig(doc.toJS(), file);
+}
+
+function yamlError(file: string, text: string, error: YAMLError): ConfigError {
+  const pos = error.linePos?.[0];
+  const reason = error.message.split(/ at line \d+, column \d+/)[0].split('\n')[0];
+  const line = pos ? (text.split(/\r?\n/)[pos.line - 1] ?? '').trim() : '';
+  const lineText = line.length > 80 ? `${line.slice(0, 77)}...` : line;
+  return new ConfigError(
+    {
+      file,
+      field: pos ? `line ${pos.line}, column ${pos.col}` : '(syntax)',
+      given: lineText ? `${JSON.stringify(lineText)} (${reason})` : `(${reason})`,
+      expected: 'valid YAML or JSON',
+    },
+    error,
+  );
+}
+
+/**
+ * Checks a parsed document against {@link CONFIG_SCHEMA} and the rules a schema can't express (unique names,
+ * identity length, region and availability zones), and returns it typed.
+ *
+ * Rule references (`from`, `to`) are not resolved here: the environment builder does that through the mesh
+ * model, wrapping its errors with {@link withConfigField}.
+ *
+ * @param doc the parsed document
+ * @param file the file it came from, for error messages
+ * @throws ConfigError for the first problem in document order
+ */
+export function validateConfig(doc: unknown, file: string): EnvironmentConfig {
+  const validate = compiledSchema();
+  if (!validate(doc)) {
+    const finding = firstFinding(doc, validate.errors ?? []);
+    throw new ConfigError({ file, field: formatPath(finding.path), given: finding.given, expected: finding.expected });
+  }
+  checkSemantics(doc, file);
+  return doc;
+}
+
+/**
+ * Runs `fn`, reporting a {@link LambdaMeshError} it throws as a {@link ConfigError} at `file` and `field`
+ * (keeping its `given` and `expected`, and the original as `cause`). Other errors, and ConfigErrors that already
+ * name a field, propagate unchanged.
+ *
+ * @example withConfigField(source, `rules[${i}].from`, () => mesh.allow(rule.from, rule.to))
+ */
+export function withConfigField<T>(file: string, field: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (LambdaMeshError.isLambdaMeshError(e) && !ConfigError.isConfigError(e)) {
+      throw new ConfigError({ file, field, given: e.given, expected: e.expected }, e);
+    }
+    throw e;
+  }
+}
+
+let compiled: ValidateFunction<EnvironmentConfig> | undefined;
+
+function compiledSchema(): ValidateFunction<EnvironmentConfig> {
+  // allErrors so that the first problem in document order can be picked, not the first in schema order.
+  compiled ??= new Ajv({ strict: false, allErrors: true, verbose: true }).compile<EnvironmentConfig>(CONFIG_SCHEMA);
+  return compiled;
+}
+
+type Segment = string | number;
+
+interface Finding {
+  readonly path: readonly Segment[];
+  readonly given: string;
+  readonly expected: string;
+  /** About the value's relation to others (duplicates, exclusive keys): less to the point than its own error. */
+  readonly relational?: boolean;
+}
+
+/**
+ * Converts Ajv's errors into findings and returns the first in document order, deeper before shallower.
+ */
+function firstFinding(doc: unknown, errors: readonly ErrorObject[]): Finding {
+  // A failed oneOf reports each branch's failure too; the oneOf itself says what is meant.
+  const umbrellas = errors.filter((e) => e.keyword === 'oneOf').map((e) => `${e.schemaPath}/`);
+  const findings = errors
+    .filter((e) => !umbrellas.some((u) => e.schemaPath.startsWith(u)))
+    .map((e) => toFinding(doc, e));
+  findings.sort((a, b) => compareInDocumentOrder(doc, a.path, b.path) || rank(a) - rank(b));
+  return findings[0] ?? { path: [], given: describeValue(doc), expected: describeExpected(CONFIG_SCHEMA) };
+}
+
+function rank(finding: Finding): number {
+  return finding.relational ? 1 : 0;
+}
+
+function toFinding(doc: unknown, error: ErrorObject): Finding {
+  const at = pointerToPath(doc, error.instancePath);
+  const node = asNode(error.parentSchema);
+  const data: unknown = error.data;
+  const params: Readonly<Record<string, unknown>> = error.params;
+
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const keys = Object.keys(node.properties ?? {});
+      const hint = closest(key, keys);
+      return {
+        path: [...at, key],
+        given: describeValue(key),
+        expected: `one of the keys ${keys.join(', ')}${hint ? ` (did you mean ${hint}?)` : ''}`,
+      };
+    }
+    case 'required': {
+      const key = String(params.missingProperty);
+      return { path: [...at, key], given: '(missing)', expected: describeExpected(node.properties?.[key] ?? {}) };
+    }
+    case 'uniqueItems': {
+      const [first, again] = [Number(params.i), Number(params.j)].sort((x, y) => x - y);
+      const items = Array.isArray(data) ? (data as unknown[]) : [];
+      return {
+        path: [...at, again],
+        given: describeValue(items[again]),
+        expected: `a value not already listed (the same as ${formatPath([...at, first])})`,
+        relational: true,
+      };
+    }
+    case 'minItems':
+    case 'maxItems':
+    case 'minProperties':
+      return { path: at, given: describeValue(data), expected: describeCount(node) };
+    case 'oneOf':
+    case 'not':
+      return exclusiveFinding(at, data, node, error.keyword);
+    default:
+      // type, enum, pattern, minimum, maximum, minLength, maxLength: the node says it all.
+      return { path: at, given: describeValue(data), expected: describeExpected(node) };
+  }
+}
+
+/**
+ * A oneOf of `required` branches means "exactly one of these keys"; a not-anyOf of them means "at most one".
+ */
+function exclusiveFinding(at: readonly Segment[], data: unknown, node: JsonSchemaNode, keyword: 'oneOf' | 'not'): Finding {
+  const branches = keyword === 'oneOf' ? (node.oneOf ?? []) : (node.not?.anyOf ?? []);
+  const group = [...new Set(branches.flatMap((b) => b.required ?? []))];
+  const present = isRecord(data) ? Object.keys(data).filter((k) => group.includes(k)) : [];
+  const exactly = keyword === 'oneOf';
+  const list = `${group.slice(0, -1).join(', ')} and ${group[group.length - 1]}`;
+  if (present.length < 2) {
+    return { path: at, given: describeValue(data), expected: `${exactly ? 'exactly' : 'at most'} one of ${list}`, relational: true };
+  }
+  return {
+    path: [...at, present[1]],
+    given: describeValue(isRecord(data) ? data[present[1]] : undefined),
+    expected: `${exactly ? 'exactly' : 'at most'} one of ${list} (${present[0]} is already set)`,
+    relational: true,
+  };
+}
+
+/**
+ * What a schema node accepts, in words.
+ */
+function describeExpected(node: JsonSchemaNode): string {
+  if (node.enum) {
+    return node.enum.length === 1 ? String(node.enum[0]) : `one of ${node.enum.map(quote).join(', ')}`;
+  }
+  if (node.pattern !== undefined) {
+    return describePattern(node.pattern);
+  }
+  switch (node.type) {
+    case 'integer':
+      return `an integer${describeRange(node.minimum, node.maximum)}`;
+    case 'number':
+      return `a number${describeRange(node.minimum, node.maximum)}`;
+    case 'string':
+      if (node.minLength === 1) {
+        return 'a non-empty string';
+      }
+      return node.minLength ? `a string of at least ${node.minLength} characters` : 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'array':
+      return describeCount(node);
+    case 'object':
+      return `an object with the keys ${Object.keys(node.properties ?? {}).join(', ')}`;
+    default:
+      return 'a valid value';
+  }
+}
+
+function describeRange(min: number | undefined, max: number | undefined): string {
+  if (min !== undefined && max !== undefined) {
+    return ` from ${min} to ${max}`;
+  }
+  if (min !== undefined) {
+    return ` of at least ${min}`;
+  }
+  return max !== undefined ? ` of at most ${max}` : '';
+}
+
+function describeCount(node: JsonSchemaNode): string {
+  if (node.type === 'object') {
+    const n = node.minProperties ?? 1;
+    return `at least ${n === 1 ? 'one' : n} of the keys ${Object.keys(node.properties ?? {}).join(', ')}`;
+  }
+  const { minItems: min, maxItems: max } = node;
+  const nonEmpty = min === 1 && max === undefined;
+  const parts = [nonEmpty ? 'a non-empty array' : 'an array'];
+  if (node.items?.type === 'object') {
+    parts.push(`of objects with the keys ${Object.keys(node.items.properties ?? {}).join(', ')}`);
+  } else if (node.items?.enum) {
+    parts.push(`of ${node.items.enum.map(quote).join(', ')}`);
+  }
+  const items = (n: number): string => `${n} item${n === 1 ? '' : 's'}`;
+  if (min !== undefined && max !== undefined) {
+    parts.push(`with ${min} to ${items(max)}`);
+  } else if (min !== undefined && !nonEmpty) {
+    parts.push(`with at least ${items(min)}`);
+  } else if (max !== undefined) {
+    parts.push(`with at most ${items(max)}`);
+  }
+  return `${parts.join(' ')}${node.uniqueItems ? ', without duplicates' : ''}`;
+}
+
+function quote(value: string | number | boolean): string {
+  return typeof value === 'string' ? `'${value}'` : String(value);
+}
+
+/**
+ * The closest of `candidates` to a mistyped `key`, if it is close enough to be a likely typo.
+ */
+function closest(key: string, candidates: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of candidates) {
+    const distance = editDistance(key.toLowerCase(), name.toLowerCase());
+    if (distance <= 2 && distance < key.length && (best === undefined || distance < best.distance)) {
+      best = { name, distance };
+    }
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+/**
+ * Orders two paths as their values appear in the document; a path before its own ancestors (more specific first).
+ * Missing keys sort after the keys present.
+ */
+function compareInDocumentOrder(doc: unknown, a: readonly Segment[], b: readonly Segment[]): number {
+  let node = doc;
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) {
+      return position(node, a[i]) - position(node, b[i]);
+    }
+    node = child(node, a[i]);
+  }
+  return b.length - a.length;
+}
+
+function position(node: unknown, segment: Segment): number {
+  if (typeof segment === 'number') {
+    return segment;
+  }
+  const keys = isRecord(node) ? Object.keys(node) : [];
+  const index = keys.indexOf(segment);
+  return index === -1 ? keys.length : index;
+}
+
+function child(node: unknown, segment: Segment): unknown {
+  if (Array.isArray(node) && typeof segment === 'number') {
+    return node[segment] as unknown;
+  }
+  return isRecord(node) && typeof segment === 'string' && Object.hasOwn(node, segment) ? node[segment] : undefined;
+}
+
+/**
+ * Converts a JSON pointer (`/services/1/port`) into path segments, numbers where the document has an array.
+ */
+function pointerToPath(doc: unknown, pointer: string): Segment[] {
+  if (pointer === '') {
+    return [];
+  }
+  const segments: Segment[] = [];
+  let node = doc;
+  for (const raw of pointer.slice(1).split('/')) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const segment = Array.isArray(node) ? Number(key) : key;
+    segments.push(segment);
+    node = child(node, segment);
+  }
+  return segments;
+}
+
+/**
+ * Writes a path as people read it: `services[1].port`, `(root)` for the document.
+ */
+function formatPath(segments: readonly Segment[]): string {
+  if (segments.length === 0) {
+    return '(root)';
+  }
+  return segments
+    .map((s, i) => {
+      if (typeof s === 'number') {
+        return `[${s}]`;
+      }
+      if (/^[A-Za-z_$][\w$-]*$/.test(s)) {
+        return i === 0 ? s : `.${s}`;
+      }
+      return `[${JSON.stringify(s)}]`;
+    })
+    .join('');
+}
+
+/** Ajv's `parentSchema` is always a node of CONFIG_SCHEMA, whose keywords JsonSchemaNode covers. */
+function asNode(schema: unknown): JsonSchemaNode {
+  return typeof schema === 'object' && schema !== null ? schema : {};
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+/**
+ * The checks JSON Schema can't express. Runs on a schema-valid config; reports the first problem found.
+ */
+function checkSemantics(config: EnvironmentConfig, file: string): void {
+  const fail = (field: string, given: unknown, expected: string): never => {
+    throw new ConfigError({ file, field, given: describeValue(given), expected });
+  };
+
+  // Services, functions and version identities share one namespace: a rule's `from` may name any of them,
+  // and services and identities are all Consul services.
+  const used = new Map<string, string>();
+  const claim = (name: string, field: string, owner: string, given: unknown, what: string): void => {
+    const first = used.get(name);
+    if (first !== undefined) {
+      fail(field, given, `${what} ("${name}" is already ${first})`);
+    }
+    used.set(name, owner);
+  };
+  config.services.forEach((s, i) => claim(s.name, `services[${i}].name`, `services[${i}].name`, s.name, 'a unique name'));
+  config.functions.forEach((f, i) => {
+    claim(f.name, `functions[${i}].name`, `functions[${i}].name`, f.name, 'a unique name');
+    f.versions.forEach((v, j) => {
+      const field = `functions[${i}].versions[${j}]`;
+      const identity = `${f.name}-${v}`;
+      if (identity.length > DNS_1123_LABEL_MAX_LENGTH) {
+        fail(
+          field,
+          v,
+          `a version short enough for the identity "${identity}" to have at most ${DNS_1123_LABEL_MAX_LENGTH} characters (it has ${identity.length})`,
+        );
+      }
+      claim(identity, field, `the identity of ${field}`, v, `a version whose identity "${identity}" is unique`);
+    });
+  });
+
+  const network = config.network ?? {};
+  if (network.cidr !== undefined && !hostBitsZero(network.cidr)) {
+    fail('network.cidr', network.cidr, `a network address with the host bits zero, such as '${networkAddress(network.cidr)}'`);
+  }
+
+  const region = config.env?.region;
+  const zones = network.availabilityZones;
+  if (region !== undefined && zones === undefined) {
+    fail(
+      'network.availabilityZones',
+      undefined,
+      `network.availabilityZones when env.region is set, e.g. ["${region}a", "${region}b"] (looking the zones up would need AWS credentials at synth)`,
+    );
+  }
+  if (region !== undefined && zones !== undefined) {
+    zones.forEach((zone, i) => {
+      if (zone.slice(0, -1) !== region) {
+        fail(`network.availabilityZones[${i}]`, zone, `an availability zone in ${region} (env.region), such as '${region}a'`);
+      }
+    });
+  }
+  if (zones !== undefined && network.maxAzs !== undefined && network.maxAzs !== zones.length) {
+    fail(
+      'network.maxAzs',
+      network.maxAzs,
+      `${zones.length}, the number of network.availabilityZones (or leave maxAzs out when the zones are listed)`,
+    );
+  }
+}
+
+function cidrParts(cidr: string): { address: number; prefix: number } {
+  const [ip, prefix] = cidr.split('/');
+  const address = ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+  return { address, prefix: Number(prefix) };
+}
+
+function hostBitsZero(cidr: string): boolean {
+  const { address, prefix } = cidrParts(cidr);
+  return address % 2 ** (32 - prefix) === 0;
+}
+
+function networkAddress(cidr: string): string {
+  const { address, prefix } = cidrParts(cidr);
+  const network = address - (address % 2 ** (32 - prefix));
+  return `${[24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256).join('.')}/${prefix}`;
+}

@@ -1,0 +1,274 @@
+import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../constructs/core/names';
+import { HTTP_METHODS, RULE_ACTIONS, SERVICE_PROTOCOLS } from './types';
+
+/**
+ * Defines the subset of JSON Schema (draft-07) that {@link CONFIG_SCHEMA} uses.
+ *
+ * @see https://json-schema.org/draft-07/json-schema-validation
+ */
+export interface JsonSchemaNode {
+  readonly $schema?: string;
+  readonly $id?: string;
+  readonly title?: string;
+  readonly description?: string;
+  readonly type?: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+  readonly properties?: { readonly [key: string]: JsonSchemaNode };
+  readonly required?: readonly string[];
+  readonly additionalProperties?: boolean;
+  readonly minProperties?: number;
+  readonly items?: JsonSchemaNode;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+  readonly uniqueItems?: boolean;
+  readonly pattern?: string;
+  readonly minLength?: number;
+  readonly maxLength?: number;
+  readonly minimum?: number;
+  readonly maximum?: number;
+  readonly enum?: readonly (string | number | boolean)[];
+  readonly oneOf?: readonly JsonSchemaNode[];
+  readonly anyOf?: readonly JsonSchemaNode[];
+  readonly not?: JsonSchemaNode;
+}
+
+/**
+ * The string patterns of the config schema, each with the phrase error messages use for it,
+ * so that users read "a DNS-1123 label (...)" instead of a regular expression.
+ */
+export const CONFIG_PATTERNS = {
+  environmentName: {
+    pattern: '^[a-z][a-z0-9-]{0,30}[a-z0-9]$',
+    expected: "an environment name (2 to 32 lower-case letters, digits and '-', starting with a letter and ending with a letter or digit)",
+  },
+  dnsLabel: {
+    pattern: DNS_1123_LABEL.source,
+    expected: `a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most ${DNS_1123_LABEL_MAX_LENGTH} characters)`,
+  },
+  dnsName: {
+    pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+    expected: "a DNS name (DNS-1123 labels joined by '.', at most 253 characters)",
+  },
+  account: {
+    pattern: '^\\d{12}$',
+    expected: 'a 12-digit AWS account ID, as a string',
+  },
+  region: {
+    pattern: '^[a-z]{2}(-[a-z]+)+-\\d$',
+    expected: "an AWS region name such as 'us-east-1'",
+  },
+  availabilityZone: {
+    pattern: '^[a-z]{2}(-[a-z]+)+-\\d[a-z]$',
+    expected: "an availability zone name such as 'us-east-1a'",
+  },
+  cidr: {
+    pattern: '^((25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(1[67])$',
+    expected: "an IPv4 CIDR block with a prefix of /16 or /17, such as '10.0.0.0/16' (the subnets need about 25,000 addresses: 2 x /20 and a /24 per zone)",
+  },
+  path: {
+    pattern: '^/',
+    expected: "a path starting with '/'",
+  },
+  headerName: {
+    pattern: "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$",
+    expected: "an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
+  },
+} as const;
+
+/**
+ * The phrase for a pattern of {@link CONFIG_PATTERNS}, for error messages.
+ */
+export function describePattern(pattern: string): string {
+  const known = Object.values(CONFIG_PATTERNS).find((p) => p.pattern === pattern);
+  return known?.expected ?? `a string matching /${pattern}/`;
+}
+
+const DNS_LABEL = {
+  type: 'string',
+  pattern: CONFIG_PATTERNS.dnsLabel.pattern,
+  maxLength: DNS_1123_LABEL_MAX_LENGTH,
+} as const satisfies JsonSchemaNode;
+
+const TEXT = { type: 'string' } as const satisfies JsonSchemaNode;
+
+const PATH = { type: 'string', pattern: CONFIG_PATTERNS.path.pattern } as const satisfies JsonSchemaNode;
+
+const REGEX = { type: 'string', minLength: 1 } as const satisfies JsonSchemaNode;
+
+const ENV_SCHEMA = {
+  type: 'object',
+  description: 'The AWS account and region to deploy to. Default: environment-agnostic stacks.',
+  additionalProperties: false,
+  properties: {
+    account: { type: 'string', pattern: CONFIG_PATTERNS.account.pattern, description: 'The 12-digit AWS account ID.' },
+    region: {
+      type: 'string',
+      pattern: CONFIG_PATTERNS.region.pattern,
+      description: 'The AWS region, e.g. us-east-1. Needs network.availabilityZones.',
+    },
+  },
+} as const satisfies JsonSchemaNode;
+
+const NETWORK_SCHEMA = {
+  type: 'object',
+  description: 'The VPC the mesh runs in.',
+  additionalProperties: false,
+  properties: {
+    cidr: {
+      type: 'string',
+      pattern: CONFIG_PATTERNS.cidr.pattern,
+      description: "The VPC's IPv4 CIDR block, /16 or /17. Default: 10.0.0.0/16.",
+    },
+    maxAzs: { type: 'integer', minimum: 2, maximum: 3, description: 'The most availability zones to use. Default: 3.' },
+    availabilityZones: {
+      type: 'array',
+      description: 'The availability zones to use, in env.region.',
+      minItems: 2,
+      maxItems: 3,
+      uniqueItems: true,
+      items: { type: 'string', pattern: CONFIG_PATTERNS.availabilityZone.pattern },
+    },
+  },
+} as const satisfies JsonSchemaNode;
+
+const MESH_SCHEMA = {
+  type: 'object',
+  description: 'Consul settings shared by every member of the mesh.',
+  additionalProperties: false,
+  properties: {
+    datacenter: { ...DNS_LABEL, description: 'The Consul datacenter. Default: dc1.' },
+    trustDomain: {
+      type: 'string',
+      pattern: CONFIG_PATTERNS.dnsName.pattern,
+      maxLength: 253,
+      description: "The SPIFFE trust domain. Default: the one Consul's CA generates.",
+    },
+    partition: { ...DNS_LABEL, description: 'The Consul admin partition (Enterprise). Default: default.' },
+    namespace: { ...DNS_LABEL, description: 'The Consul namespace (Enterprise). Default: default.' },
+  },
+} as const satisfies JsonSchemaNode;
+
+const SERVICE_SCHEMA = {
+  type: 'object',
+  description: 'A backend service that model functions call through the mesh.',
+  additionalProperties: false,
+  required: ['name', 'port'],
+  properties: {
+    name: { ...DNS_LABEL, description: 'The service name in Consul.' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, description: 'The port the service listens on.' },
+    protocol: { type: 'string', enum: SERVICE_PROTOCOLS, description: 'The protocol the service speaks. Default: tcp.' },
+    localPort: {
+      type: 'integer',
+      minimum: 1024,
+      maximum: 65535,
+      description: "The port of a function's local proxy for this service. Default: chosen by the mesh model.",
+    },
+    description: TEXT,
+  },
+} as const satisfies JsonSchemaNode;
+
+const FUNCTION_SCHEMA = {
+  type: 'object',
+  description: 'A model function and its versions.',
+  additionalProperties: false,
+  required: ['name', 'versions'],
+  properties: {
+    name: { ...DNS_LABEL, description: 'The function name.' },
+    versions: {
+      type: 'array',
+      description: 'The deployed versions; each is the mesh identity <name>-<version>.',
+      minItems: 1,
+      uniqueItems: true,
+      items: DNS_LABEL,
+    },
+    description: TEXT,
+  },
+} as const satisfies JsonSchemaNode;
+
+const HEADER_SCHEMA = {
+  type: 'object',
+  description: 'A match on one request header: exactly one of exact, prefix, suffix, regex and present.',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', pattern: CONFIG_PATTERNS.headerName.pattern },
+    exact: TEXT,
+    prefix: TEXT,
+    suffix: TEXT,
+    regex: REGEX,
+    present: { type: 'boolean', enum: [true] },
+    invert: { type: 'boolean' },
+  },
+  oneOf: [
+    { required: ['exact'] },
+    { required: ['prefix'] },
+    { required: ['suffix'] },
+    { required: ['regex'] },
+    { required: ['present'] },
+  ],
+} as const satisfies JsonSchemaNode;
+
+const HTTP_SCHEMA = {
+  type: 'object',
+  description: 'The HTTP requests an L7 rule matches: all given criteria must hold.',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    pathExact: PATH,
+    pathPrefix: PATH,
+    pathRegex: REGEX,
+    methods: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: HTTP_METHODS } },
+    headers: { type: 'array', minItems: 1, items: HEADER_SCHEMA },
+  },
+  // At most one path matcher: none of the pairs may be present together.
+  not: {
+    anyOf: [
+      { required: ['pathExact', 'pathPrefix'] },
+      { required: ['pathExact', 'pathRegex'] },
+      { required: ['pathPrefix', 'pathRegex'] },
+    ],
+  },
+} as const satisfies JsonSchemaNode;
+
+const RULE_SCHEMA = {
+  type: 'object',
+  description: 'Which caller may (or may not) reach which service.',
+  additionalProperties: false,
+  required: ['from', 'to'],
+  properties: {
+    from: { ...DNS_LABEL, description: 'A service, a function (all versions) or a version identity <function>-<version>.' },
+    to: { ...DNS_LABEL, description: 'The service called.' },
+    action: { type: 'string', enum: RULE_ACTIONS, description: 'Default: allow.' },
+    http: HTTP_SCHEMA,
+    description: TEXT,
+  },
+} as const satisfies JsonSchemaNode;
+
+/**
+ * Defines the JSON Schema (draft-07) of an environment config file, mirroring {@link EnvironmentConfig}.
+ *
+ * Unknown keys are errors everywhere. Cross-field rules (unique names, identity length, region and zones)
+ * are checked by `validateConfig`, not here. Editors can use it for YAML completion: write it out with
+ * `JSON.stringify(CONFIG_SCHEMA)`.
+ *
+ * @see https://json-schema.org/specification-links#draft-7
+ */
+export const CONFIG_SCHEMA = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'lambda-mesh environment config',
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'services', 'functions', 'rules'],
+  properties: {
+    name: {
+      type: 'string',
+      pattern: CONFIG_PATTERNS.environmentName.pattern,
+      description: 'The environment name, the prefix of every stack name.',
+    },
+    env: ENV_SCHEMA,
+    network: NETWORK_SCHEMA,
+    mesh: MESH_SCHEMA,
+    services: { type: 'array', items: SERVICE_SCHEMA },
+    functions: { type: 'array', items: FUNCTION_SCHEMA },
+    rules: { type: 'array', items: RULE_SCHEMA },
+  },
+} as const satisfies JsonSchemaNode;

@@ -1,0 +1,365 @@
+/**
+ * The protocols a backend service can speak, as Consul's `service-defaults` `Protocol` knows them.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-defaults#protocol
+ */
+export const SERVICE_PROTOCOLS = ['tcp', 'http', 'http2', 'grpc'] as const;
+
+/**
+ * Defines the protocol of a backend service: `tcp` for L4 only; `http`, `http2` and `grpc` allow L7 rules.
+ */
+export type ServiceProtocol = (typeof SERVICE_PROTOCOLS)[number];
+
+/**
+ * The actions a rule can take, as Consul intentions know them.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#action
+ */
+export const RULE_ACTIONS = ['allow', 'deny'] as const;
+
+/**
+ * Defines what a rule does with matching traffic.
+ */
+export type RuleAction = (typeof RULE_ACTIONS)[number];
+
+/**
+ * The HTTP methods Consul's L7 intentions accept (upper case).
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#methods
+ */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+
+/**
+ * Defines an HTTP method an L7 rule can match.
+ */
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/**
+ * Defines one lambda-mesh environment: the file given with `cdk synth -c config=env.yaml`.
+ *
+ * The loader checks a document against {@link CONFIG_SCHEMA} and the cross-field rules in `validateConfig`,
+ * and returns it as written: optional fields stay absent, and whoever builds the environment applies the
+ * `@default`s below (see `CONFIG_DEFAULTS`).
+ */
+export interface EnvironmentConfig {
+  /**
+   * The environment name: the prefix of every stack name, e.g. `lambda-mesh-dev`.
+   *
+   * 2 to 32 lower-case letters, digits and '-', starting with a letter and ending with a letter or digit.
+   */
+  readonly name: string;
+
+  /**
+   * The AWS account and region to deploy to.
+   *
+   * @default - environment-agnostic stacks: account and region come from the deploying credentials
+   */
+  readonly env?: AwsEnvironmentConfig;
+
+  /**
+   * The VPC the mesh runs in.
+   *
+   * @default - a VPC with CIDR `10.0.0.0/16` over up to 3 availability zones
+   */
+  readonly network?: NetworkConfig;
+
+  /**
+   * Consul settings shared by every member of the mesh.
+   *
+   * @default - datacenter `dc1`, partition and namespace `default`, trust domain from Consul
+   */
+  readonly mesh?: MeshConfig;
+
+  /**
+   * The backend services that model functions call through the mesh.
+   */
+  readonly services: ServiceConfig[];
+
+  /**
+   * The model functions: each version is its own mesh identity.
+   */
+  readonly functions: FunctionConfig[];
+
+  /**
+   * Who may call which service. Traffic that no rule allows is denied.
+   */
+  readonly rules: RuleConfig[];
+}
+
+/**
+ * Defines the AWS account and region of an environment's stacks.
+ *
+ * @see https://docs.aws.amazon.com/cdk/v2/guide/environments.html
+ */
+export interface AwsEnvironmentConfig {
+  /**
+   * The 12-digit AWS account ID.
+   *
+   * @default - the account of the deploying credentials
+   */
+  readonly account?: string;
+
+  /**
+   * The AWS region, e.g. `us-east-1`. When set, `network.availabilityZones` is required, because looking the
+   * zones up would need AWS credentials at synth.
+   *
+   * @default - the region of the deploying credentials
+   */
+  readonly region?: string;
+}
+
+/**
+ * Defines the VPC of an environment.
+ *
+ * @see https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_ec2.Vpc.html
+ */
+export interface NetworkConfig {
+  /**
+   * The VPC's IPv4 CIDR block, with a prefix of /16 or /17 (each zone takes two /20 subnets and a /24) and the host bits zero.
+   *
+   * @default '10.0.0.0/16'
+   */
+  readonly cidr?: string;
+
+  /**
+   * The most availability zones to use, 2 or 3. When `availabilityZones` is set too, it must equal their count.
+   *
+   * @default 3
+   */
+  readonly maxAzs?: number;
+
+  /**
+   * The availability zones to use, 2 or 3 distinct names in `env.region`, e.g. `us-east-1a`.
+   *
+   * @default - the first `maxAzs` zones of the deploy-time region (environment-agnostic stacks get 2)
+   */
+  readonly availabilityZones?: string[];
+}
+
+/**
+ * Defines the Consul settings shared by every member of the mesh.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect
+ */
+export interface MeshConfig {
+  /**
+   * The Consul datacenter, a DNS-1123 label.
+   *
+   * @default 'dc1'
+   */
+  readonly datacenter?: string;
+
+  /**
+   * The SPIFFE trust domain of the mesh's certificates, a DNS name.
+   *
+   * @default - the trust domain Consul's CA generates (`<cluster id>.consul`)
+   */
+  readonly trustDomain?: string;
+
+  /**
+   * The Consul admin partition (Consul Enterprise), a DNS-1123 label.
+   *
+   * @default 'default'
+   */
+  readonly partition?: string;
+
+  /**
+   * The Consul namespace (Consul Enterprise), a DNS-1123 label.
+   *
+   * @default 'default'
+   */
+  readonly namespace?: string;
+}
+
+/**
+ * Defines a backend service that model functions call through the mesh.
+ */
+export interface ServiceConfig {
+  /**
+   * The service name in Consul, a DNS-1123 label; unique among services, functions and function versions.
+   */
+  readonly name: string;
+
+  /**
+   * The port the service listens on, 1 to 65535.
+   */
+  readonly port: number;
+
+  /**
+   * The protocol the service speaks; L7 (`http`) rules need `http`, `http2` or `grpc`.
+   *
+   * @default 'tcp'
+   */
+  readonly protocol?: ServiceProtocol;
+
+  /**
+   * The port, 1024 to 65535, on which a function's local proxy listens for this service.
+   *
+   * @default - chosen by the mesh model
+   */
+  readonly localPort?: number;
+
+  /**
+   * What the service is for, for people.
+   *
+   * @default - no description
+   */
+  readonly description?: string;
+}
+
+/**
+ * Defines a model function and its versions.
+ */
+export interface FunctionConfig {
+  /**
+   * The function name, a DNS-1123 label; unique among services, functions and function versions.
+   */
+  readonly name: string;
+
+  /**
+   * The deployed versions, at least one, each a DNS-1123 label (`v1`, `v2`). Each version is a mesh identity
+   * named `<name>-<version>`, at most 63 characters.
+   */
+  readonly versions: string[];
+
+  /**
+   * What the function is for, for people.
+   *
+   * @default - no description
+   */
+  readonly description?: string;
+}
+
+/**
+ * Defines a rule: which caller may (or may not) reach which service, optionally per HTTP request.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions
+ */
+export interface RuleConfig {
+  /**
+   * The caller: a service name, a function name (all its versions) or a version identity `<function>-<version>`.
+   */
+  readonly from: string;
+
+  /**
+   * The service called.
+   */
+  readonly to: string;
+
+  /**
+   * What to do with matching traffic.
+   *
+   * @default 'allow'
+   */
+  readonly action?: RuleAction;
+
+  /**
+   * Match HTTP requests (an L7 rule) instead of whole connections; needs an `http`, `http2` or `grpc` service.
+   *
+   * @default - an L4 rule: it applies to every connection
+   */
+  readonly http?: HttpRuleConfig;
+
+  /**
+   * Why the rule exists, for people.
+   *
+   * @default - no description
+   */
+  readonly description?: string;
+}
+
+/**
+ * Defines the HTTP requests an L7 rule matches: all of the given criteria must hold. At least one is required.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#permissions-http
+ */
+export interface HttpRuleConfig {
+  /**
+   * Match this exact path, starting with '/'. At most one of `pathExact`, `pathPrefix` and `pathRegex`.
+   *
+   * @default - no exact path match
+   */
+  readonly pathExact?: string;
+
+  /**
+   * Match paths starting with this prefix, itself starting with '/'.
+   *
+   * @default - no path prefix match
+   */
+  readonly pathPrefix?: string;
+
+  /**
+   * Match paths against this RE2 regular expression.
+   *
+   * @default - no path regex match
+   */
+  readonly pathRegex?: string;
+
+  /**
+   * Match these methods (upper case, each once).
+   *
+   * @default - every method
+   */
+  readonly methods?: HttpMethod[];
+
+  /**
+   * Match requests whose headers satisfy all of these.
+   *
+   * @default - no header matches
+   */
+  readonly headers?: HeaderRuleConfig[];
+}
+
+/**
+ * Defines a match on one request header: exactly one of `exact`, `prefix`, `suffix`, `regex` and `present`.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#permissions-http-header
+ */
+export interface HeaderRuleConfig {
+  /**
+   * The header name (an RFC 9110 token).
+   */
+  readonly name: string;
+
+  /**
+   * Match this exact value.
+   *
+   * @default - no exact match
+   */
+  readonly exact?: string;
+
+  /**
+   * Match values starting with this.
+   *
+   * @default - no prefix match
+   */
+  readonly prefix?: string;
+
+  /**
+   * Match values ending with this.
+   *
+   * @default - no suffix match
+   */
+  readonly suffix?: string;
+
+  /**
+   * Match values against this RE2 regular expression.
+   *
+   * @default - no regex match
+   */
+  readonly regex?: string;
+
+  /**
+   * Match when the header is present; only `true` is accepted (with `invert: true` it matches an absent header).
+   *
+   * @default - no presence match
+   */
+  readonly present?: boolean;
+
+  /**
+   * Invert the match.
+   *
+   * @default false
+   */
+  readonly invert?: boolean;
+}
