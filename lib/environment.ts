@@ -1,0 +1,84 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { type App, type Stack } from 'aws-cdk-lib';
+import * as cdk8s from 'cdk8s';
+import { type Mesh } from '../constructs/mesh';
+import { type EnvironmentConfig } from './config';
+import { meshFromConfig } from './mesh-from-config';
+import { NetworkStack } from './network-stack';
+
+/**
+ * Properties of a {@link MeshEnvironment}.
+ */
+export interface MeshEnvironmentProps {
+  /** The validated environment config. */
+  readonly config: EnvironmentConfig;
+  /** Where the config came from (a file name, or `(embedded default)`), for error messages. */
+  readonly configSource: string;
+  /**
+   * Where the Kubernetes manifests go.
+   * @default 'dist'
+   */
+  readonly kubernetesOutdir?: string;
+}
+
+/**
+ * The full lambda-mesh environment described by one config: its CloudFormation stacks (in `app`) and its
+ * Kubernetes charts (in a cdk8s app of their own, written by {@link writeKubernetes}).
+ *
+ * Stacks are direct children of the app, named `<name>-<part>`, so templates land in `cdk.out/<name>-<part>.template.json`.
+ */
+export class MeshEnvironment {
+  /** The mesh model every part renders from. */
+  public readonly mesh: Mesh;
+  /** The network stack. */
+  public readonly networkStack: NetworkStack;
+  /** The cdk8s app holding the environment's Kubernetes charts. */
+  public readonly kubernetes: cdk8s.App;
+
+  private readonly kubernetesOutdir: string;
+  private readonly stagingOutdir: string;
+
+  constructor(app: App, props: MeshEnvironmentProps) {
+    const { config } = props;
+    const env = config.env && (config.env.account !== undefined || config.env.region !== undefined)
+      ? { env: { ...(config.env.account ? { account: config.env.account } : {}), ...(config.env.region ? { region: config.env.region } : {}) } }
+      : {};
+
+    // The model makes no resources: it lives beside the stacks, and each part renders from it.
+    this.mesh = meshFromConfig(app, 'Mesh', config, props.configSource);
+
+    this.networkStack = new NetworkStack(app, `${config.name}-network`, {
+      ...env,
+      network: config.network ?? {},
+      description: `lambda-mesh ${config.name}: network (VPC, endpoints, flow logs)`,
+    });
+
+    this.kubernetesOutdir = path.resolve(props.kubernetesOutdir ?? 'dist');
+    // Charts are synthesized next to the output and swapped in whole, so a failure never leaves half a dist/.
+    this.stagingOutdir = `${this.kubernetesOutdir}.staging-${process.pid}`;
+    this.kubernetes = new cdk8s.App({ outdir: this.stagingOutdir, outputFileExtension: '.yaml', yamlOutputType: cdk8s.YamlOutputType.FILE_PER_CHART });
+  }
+
+  /** The environment's CloudFormation stacks. */
+  public get stacks(): Stack[] {
+    return [this.networkStack];
+  }
+
+  /**
+   * Synthesizes the Kubernetes charts into the output directory, replacing what was there. Returns the files written.
+   */
+  public writeKubernetes(): string[] {
+    fs.rmSync(this.stagingOutdir, { recursive: true, force: true });
+    fs.mkdirSync(this.stagingOutdir, { recursive: true });
+    try {
+      this.kubernetes.synth();
+    } catch (e) {
+      fs.rmSync(this.stagingOutdir, { recursive: true, force: true });
+      throw e;
+    }
+    fs.rmSync(this.kubernetesOutdir, { recursive: true, force: true });
+    fs.renameSync(this.stagingOutdir, this.kubernetesOutdir);
+    return fs.readdirSync(this.kubernetesOutdir).sort().map((f) => path.join(this.kubernetesOutdir, f));
+  }
+}

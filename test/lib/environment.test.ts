@@ -1,0 +1,106 @@
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Template } from 'aws-cdk-lib/assertions';
+import { DEFAULT_CONFIG, type EnvironmentConfig } from '../../lib/config';
+import { MeshEnvironment } from '../../lib/environment';
+import { formatFindings, newTestApp, validateCloudFormation } from '../harness';
+
+const root = path.resolve(__dirname, '..', '..');
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-env-'));
+}
+
+function environment(config: EnvironmentConfig = DEFAULT_CONFIG): { app: ReturnType<typeof newTestApp>; env: MeshEnvironment; dist: string } {
+  const app = newTestApp();
+  const dist = path.join(tempDir(), 'dist');
+  const env = new MeshEnvironment(app, { config, configSource: '(embedded default)', kubernetesOutdir: dist });
+  return { app, env, dist };
+}
+
+describe('MeshEnvironment', () => {
+  test('the default environment has no unacknowledged cdk-nag or cfn-guard finding, and every acknowledgement has a reason', () => {
+    const { app } = environment();
+    const result = validateCloudFormation(app);
+    if (result.findings.length > 0) {
+      throw new Error(`unacknowledged findings:\n${formatFindings(result.findings)}`);
+    }
+    for (const ack of result.acknowledged) {
+      expect(ack.reason?.length ?? 0).toBeGreaterThan(40);
+    }
+  });
+
+  test('stacks are named after the environment and environment-agnostic by default', () => {
+    const { env } = environment();
+    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network']);
+    expect(env.networkStack.templateFile).toBe('lambda-mesh-dev-network.template.json');
+    expect(env.networkStack.environment).toBe('aws://unknown-account/unknown-region');
+  });
+
+  test('a fixed account and region use the listed zones, so synth needs no lookup', () => {
+    const { env } = environment({
+      ...DEFAULT_CONFIG,
+      env: { account: '123456789012', region: 'eu-west-1' },
+      network: { availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'] },
+    });
+    expect(env.networkStack.environment).toBe('aws://123456789012/eu-west-1');
+    const t = Template.fromStack(env.networkStack);
+    t.resourceCountIs('AWS::EC2::Subnet', 9);
+    t.hasResourceProperties('AWS::EC2::Subnet', { AvailabilityZone: 'eu-west-1c' });
+  });
+
+  test('the network stack matches its snapshot (asset hashes normalised)', () => {
+    const { env } = environment();
+    expect(Template.fromStack(env.networkStack).toJSON()).toMatchSnapshot();
+  });
+
+  test('writeKubernetes replaces the output directory whole', () => {
+    const { env, dist } = environment();
+    fs.mkdirSync(dist, { recursive: true });
+    fs.writeFileSync(path.join(dist, 'stale.yaml'), 'kind: Stale\n');
+    expect(env.writeKubernetes()).toEqual([]);
+    expect(fs.readdirSync(dist)).toEqual([]);
+    expect(fs.readdirSync(path.dirname(dist))).toEqual(['dist']);
+  });
+});
+
+describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
+  const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+  const app = path.join(root, 'bin', 'app.ts');
+
+  function runApp(cwd: string, context: Record<string, unknown>): { status: number | null; stderr: string } {
+    const context0 = JSON.parse(fs.readFileSync(path.join(root, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+    const r = spawnSync(tsx, [app], {
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, CDK_OUTDIR: path.join(cwd, 'cdk.out'), CDK_CONTEXT_JSON: JSON.stringify({ ...context0.context, ...context }) },
+    });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  test('synthesizes the default environment: templates, an empty dist/ and a summary', () => {
+    const cwd = tempDir();
+    const r = runApp(cwd, {});
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.existsSync(path.join(cwd, 'cdk.out', 'lambda-mesh-dev-network.template.json'))).toBe(true);
+    expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual([]);
+    const summary = JSON.parse(fs.readFileSync(path.join(cwd, 'cdk.out', 'lambda-mesh-summary.json'), 'utf8')) as { mesh: { rules: string[] } };
+    expect(summary.mesh.rules).toContain('model-a-v2 -> feature-store: allow GET /features*');
+  }, 60_000);
+
+  test('fails when the config file is bad, naming file and field, and writes no Kubernetes output', () => {
+    const cwd = tempDir();
+    fs.mkdirSync(path.join(cwd, 'dist'));
+    fs.writeFileSync(path.join(cwd, 'dist', 'previous.yaml'), 'kind: Previous\n');
+    const bad = path.join(cwd, 'bad.yaml');
+    fs.writeFileSync(bad, 'name: broken\nservices:\n  - name: feature-store\n    port: 8080\nfunctions: []\nrules:\n  - from: model-a\n    to: feature-store\n');
+    const r = runApp(cwd, { config: bad });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`${bad}: rules[0].from: given "model-a", expected a service, function or function version`);
+    expect(fs.existsSync(path.join(cwd, 'cdk.out', 'lambda-mesh-summary.json'))).toBe(false);
+    expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual(['previous.yaml']);
+  }, 60_000);
+});
