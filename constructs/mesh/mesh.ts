@@ -368,11 +368,11 @@ export class FunctionVersion implements IMeshSource {
  * validation and its resolution.
  */
 export abstract class MeshBase extends Construct implements IMesh {
-  public abstract readonly meshName: string;
-  public abstract readonly datacenter: string;
-  public abstract readonly trustDomain?: string;
-  public abstract readonly partition: string;
-  public abstract readonly namespace: string;
+  public readonly meshName: string;
+  public readonly datacenter: string;
+  public readonly trustDomain?: string;
+  public readonly partition: string;
+  public readonly namespace: string;
 
   private readonly services = new Map<string, MeshService>();
   private readonly functions = new Map<string, FunctionDefinition>();
@@ -380,8 +380,27 @@ export abstract class MeshBase extends Construct implements IMesh {
   private readonly names = new Map<string, string>();
   private readonly rules: RuleRecord[] = [];
 
-  protected constructor(scope: Construct, id: string) {
+  /**
+   * @param meshName the mesh name, and whether it was given (else it came from the construct id)
+   */
+  protected constructor(scope: Construct, id: string, meshName: { readonly value: string; readonly given: boolean }, props: MeshProps) {
     super(scope, id);
+    const labels: Array<[string, string]> = [
+      [meshName.given ? 'meshName' : 'meshName (defaults to the construct id, lower-cased)', meshName.value],
+      ['datacenter', props.datacenter ?? 'dc1'],
+      ['partition', props.partition ?? 'default'],
+      ['namespace', props.namespace ?? 'default'],
+    ];
+    for (const [field, value] of labels) {
+      if (typeof value !== 'string' || Token.isUnresolved(value) || value.length > DNS_1123_LABEL_MAX_LENGTH || !DNS_1123_LABEL.test(value)) {
+        throw this._error(field, value, DNS_LABEL_EXPECTED);
+      }
+    }
+    if (props.trustDomain !== undefined && !isDnsName(props.trustDomain)) {
+      throw this._error('trustDomain', props.trustDomain, 'a DNS name of DNS-1123 labels separated by dots, e.g. 1d2b3c4e-0000-1111-2222-333344445555.consul');
+    }
+    [this.meshName, this.datacenter, this.partition, this.namespace] = labels.map(([, v]) => v);
+    this.trustDomain = props.trustDomain;
     // Versions added after a rule change what the rule expands to: check again once everything is declared.
     this.node.addValidation({
       validate: () => {
@@ -654,20 +673,8 @@ export class Mesh extends MeshBase {
     return new ImportedMesh(scope, id, attrs);
   }
 
-  public readonly meshName: string;
-  public readonly datacenter: string;
-  public readonly trustDomain?: string;
-  public readonly partition: string;
-  public readonly namespace: string;
-
   constructor(scope: Construct, id: string, props: MeshProps = {}) {
-    super(scope, id);
-    const settings = resolveSettings(this, props.meshName ?? id.toLowerCase(), props);
-    this.meshName = settings.meshName;
-    this.datacenter = settings.datacenter;
-    this.trustDomain = settings.trustDomain;
-    this.partition = settings.partition;
-    this.namespace = settings.namespace;
+    super(scope, id, { value: props.meshName ?? id.toLowerCase(), given: props.meshName !== undefined }, props);
   }
 
   /**
@@ -681,56 +688,12 @@ export class Mesh extends MeshBase {
 }
 
 class ImportedMesh extends MeshBase {
-  public readonly meshName: string;
-  public readonly datacenter: string;
-  public readonly trustDomain?: string;
-  public readonly partition: string;
-  public readonly namespace: string;
-
   constructor(scope: Construct, id: string, attrs: MeshAttributes) {
-    super(scope, id);
-    const settings = resolveSettings(this, attrs.meshName, attrs);
-    this.meshName = settings.meshName;
-    this.datacenter = settings.datacenter;
-    this.trustDomain = settings.trustDomain;
-    this.partition = settings.partition;
-    this.namespace = settings.namespace;
+    super(scope, id, { value: attrs.meshName, given: true }, attrs);
     for (const s of attrs.services ?? []) {
       this.registerService(s.name, s, true);
     }
   }
-}
-
-interface MeshSettings {
-  readonly meshName: string;
-  readonly datacenter: string;
-  readonly trustDomain?: string;
-  readonly partition: string;
-  readonly namespace: string;
-}
-
-function resolveSettings(mesh: MeshBase, meshName: string, props: MeshProps): MeshSettings {
-  const labels: Array<[string, string]> = [
-    ['meshName', meshName],
-    ['datacenter', props.datacenter ?? 'dc1'],
-    ['partition', props.partition ?? 'default'],
-    ['namespace', props.namespace ?? 'default'],
-  ];
-  for (const [field, value] of labels) {
-    if (typeof value !== 'string' || Token.isUnresolved(value) || value.length > DNS_1123_LABEL_MAX_LENGTH || !DNS_1123_LABEL.test(value)) {
-      throw mesh._error(field === 'meshName' && props.meshName === undefined ? 'meshName (defaults to the construct id, lower-cased)' : field, value, DNS_LABEL_EXPECTED);
-    }
-  }
-  if (props.trustDomain !== undefined && !isDnsName(props.trustDomain)) {
-    throw mesh._error('trustDomain', props.trustDomain, 'a DNS name of DNS-1123 labels separated by dots, e.g. 1d2b3c4e-0000-1111-2222-333344445555.consul');
-  }
-  return {
-    meshName,
-    datacenter: labels[1][1],
-    ...(props.trustDomain !== undefined ? { trustDomain: props.trustDomain } : {}),
-    partition: labels[2][1],
-    namespace: labels[3][1],
-  };
 }
 
 function isDnsName(value: string): boolean {

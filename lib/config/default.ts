@@ -11,6 +11,9 @@ export const CONFIG_DEFAULTS = {
   rule: { action: 'allow' as RuleAction },
 } as const;
 
+/** The default's model functions. */
+const MODELS = ['model-a', 'model-b', 'model-c'];
+
 /**
  * Defines the environment that `cdk synth` builds without `-c config`: three backend services and three model
  * functions, one of them with a canary version, each allowed exactly what it needs.
@@ -31,45 +34,10 @@ export const DEFAULT_CONFIG: EnvironmentConfig = {
     { name: 'model-b', versions: ['v1'], description: 'Model B.' },
     { name: 'model-c', versions: ['v1'], description: 'Model C.' },
   ],
-  rules: [
-    {
-      from: 'model-a',
-      to: 'feature-store',
-      http: { pathPrefix: '/features', methods: ['GET'] },
-      description: 'model-a reads its input features.',
-    },
-    {
-      from: 'model-a',
-      to: 'result-writer',
-      http: { pathPrefix: '/results', methods: ['POST'] },
-      description: 'model-a writes its results.',
-    },
-    { from: 'model-a', to: 'log-service', description: 'model-a ships its logs (L4: Fluent Forward is not HTTP).' },
-    {
-      from: 'model-b',
-      to: 'feature-store',
-      http: { pathPrefix: '/features', methods: ['GET'] },
-      description: 'model-b reads its input features.',
-    },
-    {
-      from: 'model-b',
-      to: 'result-writer',
-      http: { pathPrefix: '/results', methods: ['POST'] },
-      description: 'model-b writes its results.',
-    },
-    { from: 'model-b', to: 'log-service', description: 'model-b ships its logs (L4: Fluent Forward is not HTTP).' },
-    {
-      from: 'model-c',
-      to: 'feature-store',
-      http: { pathPrefix: '/features', methods: ['GET'] },
-      description: 'model-c reads its input features.',
-    },
-    {
-      from: 'model-c',
-      to: 'result-writer',
-      http: { pathPrefix: '/results', methods: ['POST'] },
-      description: 'model-c writes its results.',
-    },
-    { from: 'model-c', to: 'log-service', description: 'model-c ships its logs (L4: Fluent Forward is not HTTP).' },
-  ],
+  // Every model reads its features, writes its results and ships its logs: nothing else.
+  rules: MODELS.flatMap((model) => [
+    { from: model, to: 'feature-store', http: { pathPrefix: '/features', methods: ['GET'] }, description: `${model} reads its input features.` },
+    { from: model, to: 'result-writer', http: { pathPrefix: '/results', methods: ['POST'] }, description: `${model} writes its results.` },
+    { from: model, to: 'log-service', description: `${model} ships its logs (L4: Fluent Forward is not HTTP).` },
+  ]),
 };

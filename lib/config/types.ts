@@ -22,12 +22,9 @@ export const RULE_ACTIONS = ['allow', 'deny'] as const;
  */
 export type RuleAction = (typeof RULE_ACTIONS)[number];
 
-/**
- * The HTTP methods Consul's L7 intentions accept (upper case).
- *
- * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#methods
- */
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
+import { type HeaderMatch, HTTP_METHODS, type HttpMatch } from '../../constructs/mesh/types';
+
+export { HTTP_METHODS };
 
 /**
  * Defines an HTTP method an L7 rule can match.
@@ -269,32 +266,12 @@ export interface RuleConfig {
 }
 
 /**
- * Defines the HTTP requests an L7 rule matches: all of the given criteria must hold. At least one is required.
+ * Defines the HTTP requests an L7 rule matches: the mesh model's {@link HttpMatch}, with methods typed.
+ * All of the given criteria must hold; at least one is required.
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#permissions-http
  */
-export interface HttpRuleConfig {
-  /**
-   * Match this exact path, starting with '/'. At most one of `pathExact`, `pathPrefix` and `pathRegex`.
-   *
-   * @default - no exact path match
-   */
-  readonly pathExact?: string;
-
-  /**
-   * Match paths starting with this prefix, itself starting with '/'.
-   *
-   * @default - no path prefix match
-   */
-  readonly pathPrefix?: string;
-
-  /**
-   * Match paths against this RE2 regular expression.
-   *
-   * @default - no path regex match
-   */
-  readonly pathRegex?: string;
-
+export interface HttpRuleConfig extends Omit<HttpMatch, 'methods' | 'headers'> {
   /**
    * Match these methods (upper case, each once).
    *
@@ -311,55 +288,6 @@ export interface HttpRuleConfig {
 }
 
 /**
- * Defines a match on one request header: exactly one of `exact`, `prefix`, `suffix`, `regex` and `present`.
- *
- * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#permissions-http-header
+ * Defines a match on one request header: the mesh model's {@link HeaderMatch}.
  */
-export interface HeaderRuleConfig {
-  /**
-   * The header name (an RFC 9110 token).
-   */
-  readonly name: string;
-
-  /**
-   * Match this exact value.
-   *
-   * @default - no exact match
-   */
-  readonly exact?: string;
-
-  /**
-   * Match values starting with this.
-   *
-   * @default - no prefix match
-   */
-  readonly prefix?: string;
-
-  /**
-   * Match values ending with this.
-   *
-   * @default - no suffix match
-   */
-  readonly suffix?: string;
-
-  /**
-   * Match values against this RE2 regular expression.
-   *
-   * @default - no regex match
-   */
-  readonly regex?: string;
-
-  /**
-   * Match when the header is present; only `true` is accepted (with `invert: true` it matches an absent header).
-   *
-   * @default - no presence match
-   */
-  readonly present?: boolean;
-
-  /**
-   * Invert the match.
-   *
-   * @default false
-   */
-  readonly invert?: boolean;
-}
+export type HeaderRuleConfig = HeaderMatch;

@@ -1,6 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig } from '../../lib/config';
 import { meshFromConfig } from '../../lib/mesh-from-config';
+import { thrownBy } from '../util';
 
 const FILE = 'env.yaml';
 
@@ -8,18 +9,8 @@ function build(config: EnvironmentConfig): ReturnType<typeof meshFromConfig> {
   return meshFromConfig(new App(), 'Mesh', config, FILE);
 }
 
-/** Runs fn and returns the ConfigError it throws. */
-function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (ConfigError.isConfigError(e)) {
-      return e;
-    }
-    throw e;
-  }
-  throw new Error('expected a ConfigError, nothing was thrown');
-}
+/** The ConfigError that fn throws. */
+const configError = (fn: () => unknown): ConfigError => thrownBy(fn, (e): e is ConfigError => ConfigError.isConfigError(e));
 
 const base: EnvironmentConfig = {
   name: 'test-env',

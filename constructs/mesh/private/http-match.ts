@@ -1,8 +1,7 @@
 import { describeValue, LambdaMeshError } from '../../core/errors';
-import type { HeaderMatch, HttpMatch } from '../types';
+import { type HeaderMatch, HTTP_METHODS, type HttpMatch } from '../types';
 
-/** The methods Consul's L7 intentions accept. */
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'];
+const KNOWN_METHODS: readonly string[] = HTTP_METHODS;
 
 /** An HTTP header field name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -44,7 +43,7 @@ export function validateHttpMatch(location: string, field: string, http: HttpMat
       fail('methods', http.methods, `a non-empty list of ${HTTP_METHODS.join(', ')}`);
     }
     http.methods.forEach((m, i) => {
-      if (!HTTP_METHODS.includes(m)) {
+      if (!KNOWN_METHODS.includes(m)) {
         fail(`methods[${i}]`, m, `one of ${HTTP_METHODS.join(', ')} (upper case)`);
       }
       if (http.methods!.indexOf(m) !== i) {

@@ -1,5 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { LambdaMeshError } from '../../../constructs/core';
+import { thrownBy } from '../../util';
 import { IdentityKind, Mesh, type MeshService, RuleAction, ServiceProtocol } from '../../../constructs/mesh';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
@@ -23,18 +24,8 @@ function seedMesh(): { mesh: Mesh; featureStore: MeshService; logs: MeshService;
   return { mesh, featureStore, logs, results };
 }
 
-/** Runs fn and returns the LambdaMeshError it throws (failing the test if it throws nothing or something else). */
-function meshError(fn: () => unknown): LambdaMeshError {
-  try {
-    fn();
-  } catch (e) {
-    if (LambdaMeshError.isLambdaMeshError(e)) {
-      return e;
-    }
-    throw e;
-  }
-  throw new Error('expected a LambdaMeshError, nothing was thrown');
-}
+/** The LambdaMeshError that fn throws. */
+const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 describe('Mesh', () => {
   test('defaults: datacenter dc1, partition and namespace default, name from the construct id', () => {

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { LambdaMeshError } from '../../../constructs/core/errors';
+import { thrownBy } from '../../util';
 import {
   ConfigError,
   type ConfigErrorDetails,
@@ -67,21 +68,12 @@ function base(replace?: string, by?: string): string {
 }
 
 /** Writes `content` as bad.yaml, loads it, and returns the ConfigError it must throw. */
+/** The ConfigError that fn throws. */
+const configError = (fn: () => unknown): ConfigError => thrownBy(fn, (e): e is ConfigError => ConfigError.isConfigError(e));
+
 function loadError(content: string, name = 'bad.yaml'): ConfigError & { fixture: string } {
   const file = fixture(name, content);
-  return Object.assign(catchConfigError(() => loadConfigFile(file)), { fixture: file });
-}
-
-function catchConfigError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (ConfigError.isConfigError(e)) {
-      return e;
-    }
-    throw e;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
+  return Object.assign(configError(() => loadConfigFile(file)), { fixture: file });
 }
 
 /** Asserts every detail of a ConfigError and that the message is built from them. */
@@ -129,19 +121,19 @@ describe('loadConfigFile', () => {
 
   test('fails when the file is missing', () => {
     const file = path.join(dir, 'nope.yaml');
-    const error = catchConfigError(() => loadConfigFile(file));
+    const error = configError(() => loadConfigFile(file));
     expectDetails(error, { file, field: '(file)', given: '(no such file)', expected: 'a readable YAML or JSON environment config file' });
   });
 
   test('fails when the file is a directory', () => {
-    const error = catchConfigError(() => loadConfigFile(dir));
+    const error = configError(() => loadConfigFile(dir));
     expectDetails(error, { file: dir, field: '(file)', given: '(a directory)', expected: 'a readable YAML or JSON environment config file' });
   });
 
   test('fails when the YAML is invalid, naming line and column', () => {
     const file = fixture('bad.yaml', 'name: test-env\nservices: [\n  { name: a, port: 1 }\nfunctions: []\n');
     expect(() => loadConfigFile(file)).toThrow(/bad\.yaml: line \d+, column \d+: given .*, expected valid YAML or JSON$/);
-    const error = catchConfigError(() => loadConfigFile(file));
+    const error = configError(() => loadConfigFile(file));
     expect(error.field).toBe('line 4, column 1');
     expect(error.given).toMatch(/^"functions: \[\]" \(.+\)$/);
     expect(error.expected).toBe('valid YAML or JSON');
@@ -235,7 +227,7 @@ describe('loadConfigFile', () => {
     expect(() => loadConfigFile(file)).toThrow(
       new RegExp(`bad\\.yaml: services\\[1\\]\\.port: given ${given.replace('.', '\\.')}, expected an integer from 1 to 65535$`),
     );
-    const error = catchConfigError(() => loadConfigFile(file));
+    const error = configError(() => loadConfigFile(file));
     expect(error.field).toBe('services[1].port');
     expect(error.given).toBe(given);
   });
@@ -522,7 +514,7 @@ describe('validateConfig', () => {
   });
 
   test('fails with the file it was given as location', () => {
-    const error = catchConfigError(() => validateConfig({ ...DEFAULT_CONFIG, name: 'X' }, 'in-memory'));
+    const error = configError(() => validateConfig({ ...DEFAULT_CONFIG, name: 'X' }, 'in-memory'));
     expectDetails(error, {
       file: 'in-memory',
       field: 'name',
@@ -532,7 +524,7 @@ describe('validateConfig', () => {
   });
 
   test('fails with a bracketed path for keys that are not identifiers', () => {
-    const error = catchConfigError(() => validateConfig({ ...DEFAULT_CONFIG, 'stack name': 'x' }, 'in-memory'));
+    const error = configError(() => validateConfig({ ...DEFAULT_CONFIG, 'stack name': 'x' }, 'in-memory'));
     expect(error.field).toBe('["stack name"]');
   });
 });
@@ -566,7 +558,7 @@ describe('resolveConfig', () => {
     [null, 'null'],
     ['', '""'],
   ])('fails when -c config is %p', (value, given) => {
-    const error = catchConfigError(() => resolveConfig(value));
+    const error = configError(() => resolveConfig(value));
     expectDetails(error, {
       file: '-c config',
       field: '(value)',
@@ -588,7 +580,7 @@ describe('withConfigField', () => {
       given: '"model-x"',
       expected: 'a service, function or function version identity',
     });
-    const error = catchConfigError(() =>
+    const error = configError(() =>
       withConfigField('env.yaml', 'rules[3].from', () => {
         throw inner;
       }),
