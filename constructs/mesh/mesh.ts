@@ -379,6 +379,8 @@ export abstract class MeshBase extends Construct implements IMesh {
   /** Every name a rule may refer to (services, functions, function versions), with what owns it. */
   private readonly names = new Map<string, string>();
   private readonly rules: RuleRecord[] = [];
+  /** The resolved graph and upstreams by identity; dropped by every change to the model. */
+  private resolved?: { readonly graph: MeshGraph; readonly upstreams: Map<string, ResolvedService[]> };
 
   /**
    * @param meshName the mesh name, and whether it was given (else it came from the construct id)
@@ -461,6 +463,48 @@ export abstract class MeshBase extends Construct implements IMesh {
   }
 
   public graph(): MeshGraph {
+    return this.resolve().graph;
+  }
+
+  public upstreamsOf(identity: string): ResolvedService[] {
+    const { graph, upstreams } = this.resolve();
+    const found = upstreams.get(identity);
+    if (!found) {
+      throw this._error('upstreamsOf', identity, `an identity of mesh '${this.meshName}': ${this.knownList(graph.identities.map((i) => i.name))}`);
+    }
+    return found;
+  }
+
+  /** @internal Drops the resolved graph: the next read resolves the model again. */
+  public _invalidate(): void {
+    this.resolved = undefined;
+  }
+
+  /**
+   * Resolves the model once per change: every function asks for its upstreams, and with hundreds of
+   * functions resolving per call would dominate synth time (see bench/mesh-model.ts).
+   */
+  private resolve(): { readonly graph: MeshGraph; readonly upstreams: Map<string, ResolvedService[]> } {
+    if (this.resolved) {
+      return this.resolved;
+    }
+    const graph = deepFreeze(this.computeGraph());
+    const serviceByName = new Map(graph.services.map((s) => [s.name, s]));
+    const allowed = new Map<string, Set<string>>(graph.identities.map((i) => [i.name, new Set()]));
+    for (const r of graph.rules) {
+      if (r.action === RuleAction.ALLOW) {
+        allowed.get(r.source)!.add(r.destination);
+      }
+    }
+    const upstreams = new Map<string, ResolvedService[]>();
+    for (const [identity, destinations] of allowed) {
+      upstreams.set(identity, Object.freeze([...destinations].sort(compare).map((d) => serviceByName.get(d)!)) as ResolvedService[]);
+    }
+    this.resolved = { graph, upstreams };
+    return this.resolved;
+  }
+
+  private computeGraph(): MeshGraph {
     const byPair = new Map<string, RuleRecord[]>();
     for (const rule of this.rules) {
       for (const identity of rule.source.identityNames()) {
@@ -522,15 +566,6 @@ export abstract class MeshBase extends Construct implements IMesh {
     };
   }
 
-  public upstreamsOf(identity: string): ResolvedService[] {
-    const graph = this.graph();
-    if (!graph.identities.some((i) => i.name === identity)) {
-      throw this._error('upstreamsOf', identity, `an identity of mesh '${this.meshName}': ${this.knownList(graph.identities.map((i) => i.name))}`);
-    }
-    const allowed = new Set(graph.rules.filter((r) => r.source === identity && r.action === RuleAction.ALLOW).map((r) => r.destination));
-    return graph.services.filter((s) => allowed.has(s.name));
-  }
-
   /** @internal */
   public _addRule(action: RuleAction, source: IMeshSource, destination: MeshService, options: RuleOptions): void {
     const verb = action === RuleAction.ALLOW ? 'allowFrom' : 'denyFrom';
@@ -576,6 +611,7 @@ export abstract class MeshBase extends Construct implements IMesh {
       }
     }
     this.rules.push(record);
+    this._invalidate();
   }
 
   /** @internal */
@@ -585,6 +621,7 @@ export abstract class MeshBase extends Construct implements IMesh {
       throw this._error(field, name, `a name unique in mesh '${this.meshName}' across services, functions and function versions ('${name}' is already ${previous})`);
     }
     this.names.set(name, owner);
+    this._invalidate();
   }
 
   /** @internal */
@@ -698,6 +735,17 @@ class ImportedMesh extends MeshBase {
 
 function isDnsName(value: string): boolean {
   return typeof value === 'string' && value.length <= 253 && value.split('.').every((l) => l.length <= DNS_1123_LABEL_MAX_LENGTH && DNS_1123_LABEL.test(l));
+}
+
+/** Freezes a resolved graph all the way down: it is shared by every reader, so no reader may change it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) {
+      deepFreeze(v);
+    }
+  }
+  return value;
 }
 
 function compare(a: string, b: string): number {

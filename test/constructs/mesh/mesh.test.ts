@@ -74,6 +74,28 @@ describe('Mesh', () => {
     expect(mesh.upstreamsOf('model-a-v2').map((s) => s.name)).toEqual(['feature-store']);
   });
 
+  test('the resolved graph follows every change to the model, and readers cannot change it', () => {
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080 });
+    const fn = mesh.addFunction('model-a', { versions: ['v1'] });
+    expect(mesh.graph().rules).toEqual([]);
+    expect(mesh.upstreamsOf('model-a-v1')).toEqual([]);
+    fs.allowFrom(fn);
+    expect(mesh.graph().rules.map((r) => r.source)).toEqual(['model-a-v1']);
+    fn.addVersion('v2');
+    expect(mesh.upstreamsOf('model-a-v2').map((s) => s.name)).toEqual(['feature-store']);
+    const logs = mesh.addService('log-service', { port: 24224 });
+    logs.allowFrom(fn.version('v2'));
+    expect(mesh.upstreamsOf('model-a-v2').map((s) => s.name)).toEqual(['feature-store', 'log-service']);
+    expect(mesh.graph()).toBe(mesh.graph());
+
+    const graph = mesh.graph();
+    expect(Object.isFrozen(graph.rules)).toBe(true);
+    expect(Object.isFrozen(graph.rules[0])).toBe(true);
+    expect(() => (graph.rules as unknown[]).push({})).toThrow(TypeError);
+    expect(() => (mesh.upstreamsOf('model-a-v2') as unknown[]).pop()).toThrow(TypeError);
+  });
+
   test('an L7 deny carved out of a wider allow is ordered before it (first match wins in Consul)', () => {
     const { mesh } = newMesh();
     const fs = mesh.addService('feature-store', { port: 8080, protocol: ServiceProtocol.HTTP });
