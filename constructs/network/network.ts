@@ -97,7 +97,7 @@ export class MeshNetwork extends Construct implements ec2.IConnectable {
 
     const maxAzs = props.maxAzs ?? 3;
     if (!Token.isUnresolved(maxAzs) && (!Number.isInteger(maxAzs) || maxAzs < 2 || maxAzs > 3)) {
-      throw new LambdaMeshError({ location: this.node.path, field: 'maxAzs', given: describeValue(maxAzs), expected: 'an integer from 2 to 3 (a quorum of servers needs 2 AZs at least)' });
+      throw new LambdaMeshError({ location: this.node.path, field: 'maxAzs', given: describeValue(maxAzs), expected: 'an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; 2 for regions that offer only 2)' });
     }
     const azs = props.availabilityZones;
     if (azs !== undefined) {

@@ -160,7 +160,7 @@ const SERVICE_SCHEMA = {
       type: 'integer',
       minimum: 1024,
       maximum: 65535,
-      description: "The port of a function's local proxy for this service. Default: chosen by the mesh model.",
+      description: "The port of a function's local proxy for this service. Default: the service's port (it must then be 1024 or above, not 9001, and unique in the mesh).",
     },
     description: TEXT,
   },

@@ -192,7 +192,7 @@ export interface ServiceConfig {
   /**
    * The port, 1024 to 65535, on which a function's local proxy listens for this service.
    *
-   * @default - chosen by the mesh model
+   * @default - the service's port (which must then be at least 1024, not 9001, and unique in the mesh)
    */
   readonly localPort?: number;
 

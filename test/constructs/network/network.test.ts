@@ -121,7 +121,7 @@ describe('MeshNetwork', () => {
       return undefined;
     })();
     expect(LambdaMeshError.isLambdaMeshError(err)).toBe(true);
-    expect((err as LambdaMeshError).message).toBe(`Net/Network: maxAzs: given ${maxAzs}, expected an integer from 2 to 3 (a quorum of servers needs 2 AZs at least)`);
+    expect((err as LambdaMeshError).message).toBe(`Net/Network: maxAzs: given ${maxAzs}, expected an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; 2 for regions that offer only 2)`);
   });
 
   test.each([

@@ -1,0 +1,78 @@
+/**
+ * The published package, as a user gets it: `npm pack`, install the tarball into a fresh CDK app (offline: its
+ * peer dependencies are linked from this checkout), then compile and run the README's "single construct"
+ * example against it.
+ */
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const root = path.resolve(__dirname, '..');
+const EXAMPLE_MARKER = '<!-- example: single-construct -->';
+
+/** The first ```ts block after the marker in README.md, verbatim. */
+function readmeExample(): string {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const at = readme.indexOf(EXAMPLE_MARKER);
+  expect(at).toBeGreaterThan(-1);
+  const match = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
+  expect(match).not.toBeNull();
+  return match![1];
+}
+
+describe('npm package', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-pack-'));
+  let tarball = '';
+  let files: string[] = [];
+
+  beforeAll(() => {
+    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const info = JSON.parse(out.slice(out.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    tarball = path.join(work, info[0].filename);
+    files = info[0].files.map((f) => f.path);
+  }, 120_000);
+
+  afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  test('ships the compiled library with type declarations and module READMEs, and nothing else', () => {
+    expect(files).toEqual(expect.arrayContaining([
+      'package.json',
+      'README.md',
+      'build/constructs/index.js',
+      'build/constructs/index.d.ts',
+      'build/constructs/mesh/mesh.d.ts',
+      'build/constructs/network/network.js',
+      'constructs/mesh/README.md',
+    ]));
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|constructs\/[^/]+\/README\.md)$/.test(f));
+    expect(unexpected).toEqual([]);
+  });
+
+  test('a separate CDK app installs it and the README example compiles and synthesizes against it', () => {
+    const app = path.join(work, 'consumer');
+    const pkg = path.join(app, 'node_modules', 'lambda-mesh');
+    fs.mkdirSync(pkg, { recursive: true });
+    execFileSync('tar', ['xzf', tarball, '--strip-components=1', '-C', pkg]);
+    for (const dep of ['aws-cdk-lib', 'constructs', 'cdk8s', '@types/node']) {
+      fs.mkdirSync(path.dirname(path.join(app, 'node_modules', dep)), { recursive: true });
+      fs.symlinkSync(path.join(root, 'node_modules', dep), path.join(app, 'node_modules', dep), 'dir');
+    }
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, dependencies: { 'lambda-mesh': `file:${tarball}` } }));
+    fs.writeFileSync(path.join(app, 'app.ts'), readmeExample());
+
+    // Type-check against the package's declarations only (no path mapping into this checkout).
+    execFileSync(path.join(root, 'node_modules', '.bin', 'tsc'), [
+      '--strict', '--esModuleInterop', '--skipLibCheck', '--module', 'commonjs', '--target', 'es2022',
+      '--moduleResolution', 'node', '--types', 'node', '--outDir', 'out', 'app.ts',
+    ], { cwd: app, stdio: 'pipe' });
+    const resolved = execFileSync('node', ['-p', "require.resolve('lambda-mesh')"], { cwd: app, encoding: 'utf8' }).trim();
+    expect(resolved).toBe(path.join(pkg, 'build', 'constructs', 'index.js'));
+
+    execFileSync('node', [path.join('out', 'app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, CDK_OUTDIR: path.join(app, 'cdk.out') } });
+    const templates = fs.readdirSync(path.join(app, 'cdk.out')).filter((f) => f.endsWith('.template.json'));
+    expect(templates.length).toBeGreaterThan(0);
+    const resources = templates.flatMap((t) => Object.values((JSON.parse(fs.readFileSync(path.join(app, 'cdk.out', t), 'utf8')) as { Resources: Record<string, { Type: string }> }).Resources));
+    expect(resources.map((r) => r.Type)).toEqual(expect.arrayContaining(['AWS::EC2::VPC', 'AWS::EC2::VPCEndpoint', 'AWS::EC2::FlowLog']));
+  }, 120_000);
+});
