@@ -28,7 +28,7 @@ const registered = new WeakSet<App>();
  *   not the `CT.S3.PR.11` control id).
  * - construct warnings: `Annotation::lambda-mesh:<id>`.
  *
- * `acknowledgeAwsSolutionsRule` / `acknowledgeGuardRule` from constructs/core/validation.ts build these ids,
+ * `Acknowledgements.awsSolutions` / `Acknowledgements.guard` from constructs/core/validation.ts build these ids,
  * and a failing synth prints the exact id next to each finding ("Acknowledge with '...'").
  *
  * @see https://github.com/cdklabs/cdk-nag#acknowledging-a-rule

@@ -1,3 +1,4 @@
-export * from './errors';
-export * from './names';
-export * from './validation';
+// The public surface: what jsii can express (classes, interfaces, enums). The name checks and value
+// rendering in names.ts and errors.ts are shared inside the library only.
+export { LambdaMeshError, type LambdaMeshErrorDetails } from './errors';
+export { Acknowledgements } from './validation';

@@ -17,13 +17,6 @@ export enum ServiceProtocol {
 }
 
 /**
- * The HTTP methods an L7 rule can match (upper case), as Consul's intentions accept them.
- *
- * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#sources-permissions-http-methods
- */
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
-
-/**
  * What a rule does with matching traffic.
  */
 export enum RuleAction {

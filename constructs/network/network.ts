@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { describeValue, LambdaMeshError } from '../core/errors';
 import { newMeshKey } from '../core/private/kms';
-import { acknowledgeGuardRule } from '../core/validation';
+import { Acknowledgements } from '../core/validation';
 
 /**
  * Properties of a {@link MeshNetwork}.
@@ -181,7 +181,7 @@ export class MeshNetwork extends Construct implements ec2.IConnectable {
 function acknowledgeRestrictDefaultSecurityGroupProvider(network: MeshNetwork): void {
   const provider = Stack.of(network).node.tryFindChild('Custom::VpcRestrictDefaultSGCustomResourceProvider');
   if (provider) {
-    acknowledgeGuardRule(provider, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.');
+    Acknowledgements.guard(provider, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.');
   }
 }
 

@@ -22,7 +22,8 @@ export const RULE_ACTIONS = ['allow', 'deny'] as const;
  */
 export type RuleAction = (typeof RULE_ACTIONS)[number];
 
-import { type HeaderMatch, HTTP_METHODS, type HttpMatch } from '../../constructs/mesh/types';
+import { HTTP_METHODS } from '../../constructs/mesh/private/http-match';
+import { type HeaderMatch, type HttpMatch } from '../../constructs/mesh/types';
 
 export { HTTP_METHODS };
 

@@ -6,14 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import {
-  acknowledgeAwsSolutionsRule,
-  acknowledgeGuardRule,
-  AWS_SOLUTIONS_NAMESPACE,
-  awsSolutionsAcknowledgementId,
-  CFN_GUARD_NAMESPACE,
-  guardAcknowledgementId,
-} from '../../constructs/core/validation';
+import { Acknowledgements } from '../../constructs/core/validation';
 import { addComplianceChecks } from '../../lib/validation';
 import {
   cdkJsonContext,
@@ -139,8 +132,8 @@ describe('validateCloudFormation', () => {
 
   test('the typed helpers build ids that CDK accepts; a bare cdk-nag id hides the finding from the report', () => {
     const { app, bucket } = appWithPlainBucket();
-    acknowledgeAwsSolutionsRule(bucket, 'S10', 'fixture: SSL enforced elsewhere');
-    acknowledgeGuardRule(bucket, 's3_bucket_versioning_enabled_check', 'fixture: no versioning needed');
+    Acknowledgements.awsSolutions(bucket, 'S10', 'fixture: SSL enforced elsewhere');
+    Acknowledgements.guard(bucket, 's3_bucket_versioning_enabled_check', 'fixture: no versioning needed');
     Validations.of(bucket).acknowledge({ id: 'AwsSolutions-S1', reason: 'bare id' });
 
     const result = validateCloudFormation(app);
@@ -162,7 +155,7 @@ describe('validateCloudFormation', () => {
     for (const id of nagIds) {
       Validations.of(bucket).acknowledge({ id, reason: 'fixture' });
     }
-    acknowledgeGuardRule(bucket, 's3_bucket_versioning_enabled_check', 'fixture');
+    Acknowledgements.guard(bucket, 's3_bucket_versioning_enabled_check', 'fixture');
     addComplianceChecks(app);
 
     expect(() => app.synth()).toThrow(/s3_bucket_logging_enabled_check/);
@@ -195,17 +188,17 @@ describe('validateCloudFormation', () => {
   });
 
   test('the acknowledgement namespaces match the plugin names', () => {
-    expect(new AwsSolutionsChecks().name).toBe(AWS_SOLUTIONS_NAMESPACE);
-    expect(new CfnGuardValidator().name).toBe(CFN_GUARD_NAMESPACE);
-    expect(awsSolutionsAcknowledgementId('IAM5[Resource::*]')).toBe('AwsSolutions::AwsSolutions-IAM5[Resource::*]');
-    expect(awsSolutionsAcknowledgementId('AwsSolutions-S1')).toBe('AwsSolutions::AwsSolutions-S1');
+    expect(new AwsSolutionsChecks().name).toBe(Acknowledgements.AWS_SOLUTIONS_NAMESPACE);
+    expect(new CfnGuardValidator().name).toBe(Acknowledgements.CFN_GUARD_NAMESPACE);
+    expect(Acknowledgements.awsSolutionsId('IAM5[Resource::*]')).toBe('AwsSolutions::AwsSolutions-IAM5[Resource::*]');
+    expect(Acknowledgements.awsSolutionsId('AwsSolutions-S1')).toBe('AwsSolutions::AwsSolutions-S1');
   });
 
   test('fails when an acknowledgement names a control id or gives no reason', () => {
     const { bucket } = appWithPlainBucket();
-    expect(() => guardAcknowledgementId('CT.S3.PR.2')).toThrow(/not the 'CT.S3.PR.11' control id/);
-    expect(() => awsSolutionsAcknowledgementId('s3_bucket_logging_enabled_check')).toThrow(/cdk-nag AwsSolutions rule/);
-    expect(() => acknowledgeGuardRule(bucket, 's3_lifecycle_policy_check', ' ')).toThrow(
+    expect(() => Acknowledgements.guardId('CT.S3.PR.2')).toThrow(/not the 'CT.S3.PR.11' control id/);
+    expect(() => Acknowledgements.awsSolutionsId('s3_bucket_logging_enabled_check')).toThrow(/cdk-nag AwsSolutions rule/);
+    expect(() => Acknowledgements.guard(bucket, 's3_lifecycle_policy_check', ' ')).toThrow(
       /Fixture\/Bucket: reason: given " "/,
     );
   });

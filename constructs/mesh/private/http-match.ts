@@ -1,5 +1,12 @@
 import { describeValue, LambdaMeshError } from '../../core/errors';
-import { type HeaderMatch, HTTP_METHODS, type HttpMatch } from '../types';
+import { type HeaderMatch, type HttpMatch } from '../types';
+
+/**
+ * The HTTP methods an L7 rule can match (upper case), as Consul's intentions accept them.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#sources-permissions-http-methods
+ */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 
 const KNOWN_METHODS: readonly string[] = HTTP_METHODS;
 
