@@ -5,6 +5,7 @@ import * as cdk8s from 'cdk8s';
 import { type Mesh } from '../constructs/mesh';
 import { type EnvironmentConfig } from './config';
 import { meshFromConfig } from './mesh-from-config';
+import { ControlPlaneStack } from './control-plane-stack';
 import { NetworkStack } from './network-stack';
 
 /**
@@ -33,6 +34,8 @@ export class MeshEnvironment {
   public readonly mesh: Mesh;
   /** The network stack. */
   public readonly networkStack: NetworkStack;
+  /** The Consul control plane stack: servers and mesh gateway. */
+  public readonly controlPlaneStack: ControlPlaneStack;
   /** The cdk8s app holding the environment's Kubernetes charts. */
   public readonly kubernetes: cdk8s.App;
 
@@ -54,6 +57,15 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: network (VPC, endpoints, flow logs)`,
     });
 
+    this.controlPlaneStack = new ControlPlaneStack(app, `${config.name}-control-plane`, {
+      ...env,
+      mesh: this.mesh,
+      network: this.networkStack.network,
+      config: config.controlPlane ?? {},
+      configSource: props.configSource,
+      description: `lambda-mesh ${config.name}: Consul control plane (server cluster, mesh gateway)`,
+    });
+
     this.kubernetesOutdir = path.resolve(props.kubernetesOutdir ?? 'dist');
     // Charts are synthesized next to the output and swapped in whole, so a failure never leaves half a dist/.
     this.stagingOutdir = `${this.kubernetesOutdir}.staging-${process.pid}`;
@@ -62,7 +74,7 @@ export class MeshEnvironment {
 
   /** The environment's CloudFormation stacks. */
   public get stacks(): Stack[] {
-    return [this.networkStack];
+    return [this.networkStack, this.controlPlaneStack];
   }
 
   /**

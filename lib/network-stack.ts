@@ -23,6 +23,7 @@ export class NetworkStack extends Stack {
     this.network = new MeshNetwork(this, 'Network', {
       ipAddresses: ec2.IpAddresses.cidr(props.network.cidr ?? '10.0.0.0/16'),
       ...(props.network.availabilityZones ? { availabilityZones: props.network.availabilityZones } : { maxAzs: props.network.maxAzs ?? 3 }),
+      ...(props.network.serverEgress !== undefined ? { serverEgress: props.network.serverEgress } : {}),
     });
   }
 }

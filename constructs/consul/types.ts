@@ -53,3 +53,16 @@ export class ConsulPorts {
   /** The mesh gateway's public listener. */
   public static readonly MESH_GATEWAY = 8443;
 }
+
+/**
+ * The versions lambda-mesh installs unless told otherwise: the newest releases of the Consul 1.21 line and
+ * of its matching consul-dataplane line that HashiCorp publishes as community edition images.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/dataplane#supported-consul-versions
+ */
+export class ConsulDefaults {
+  /** Consul (servers and the gateway's registration container). */
+  public static readonly CONSUL_VERSION = '1.21.5';
+  /** consul-dataplane (the mesh gateway's Envoy). */
+  public static readonly DATAPLANE_VERSION = '1.8.10';
+}

@@ -1,19 +1,75 @@
-import { Annotations, ArnFormat, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Fn, RemovalPolicy, Resource, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import { type Construct, type IConstruct } from 'constructs';
 import { describeValue, LambdaMeshError } from '../core/errors';
-import { newMeshKey } from '../core/private/kms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { Acknowledgements } from '../core/validation';
+
+/**
+ * The network of a lambda-mesh: what the other constructs rely on.
+ */
+export interface IMeshNetwork extends IConstruct, ec2.IConnectable {
+  /** The VPC. */
+  readonly vpc: ec2.IVpc;
+  /** The subnets for mesh Lambda functions. */
+  readonly functionSubnets: ec2.SubnetSelection;
+  /** The subnets for backend services (EC2, ECS, EKS). */
+  readonly serviceSubnets: ec2.SubnetSelection;
+  /** The subnets for the Consul servers and the mesh gateway. */
+  readonly serverSubnets: ec2.SubnetSelection;
+  /**
+   * The security group every mesh function shares. It has no egress until a part of the mesh opens it (the
+   * mesh gateway, the endpoints): with one group for all functions, the number of rules does not grow with
+   * the number of functions.
+   */
+  readonly functionSecurityGroup: ec2.ISecurityGroup;
+  /** True when the server subnets have a NAT path to the internet (package repositories, public registries). */
+  readonly serverEgress: boolean;
+}
 
 /**
  * Properties of a {@link MeshNetwork}.
  */
 export interface MeshNetworkProps {
   /**
-   * The VPC's IPv4 range. With 3 AZs, a /16 leaves room for thousands of Lambda ENIs per AZ.
+   * An existing VPC to use instead of creating one. Then give `functionSubnets`, `serviceSubnets` and
+   * `serverSubnets`, and say with `serverEgress` whether the server subnets reach the internet.
+   * @default - a new VPC
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * The subnets for functions, in an existing VPC.
+   * @default - the `Functions` subnet group of the new VPC
+   */
+  readonly functionSubnets?: ec2.SubnetSelection;
+  /**
+   * The subnets for backend services, in an existing VPC.
+   * @default - the `Services` subnet group of the new VPC
+   */
+  readonly serviceSubnets?: ec2.SubnetSelection;
+  /**
+   * The subnets for the Consul servers and the mesh gateway, in an existing VPC.
+   * @default - the `Servers` subnet group of the new VPC
+   */
+  readonly serverSubnets?: ec2.SubnetSelection;
+  /**
+   * Give the server subnets (and only them) a NAT path to the internet. The Consul servers install Consul
+   * from HashiCorp's package repository and the mesh gateway pulls its image from a public registry; without
+   * egress, install from an S3 mirror and pull from your own ECR. Function and service subnets never get one.
+   * For an existing VPC, say whether its server subnets have egress.
+   * @default true
+   */
+  readonly serverEgress?: boolean;
+  /**
+   * Create the VPC endpoints (S3 gateway; SSM, Secrets Manager, KMS, STS, ECR, CloudWatch Logs interface).
+   * Turn off for an existing VPC that has them already (two endpoints with private DNS for one service clash).
+   * @default true
+   */
+  readonly endpoints?: boolean;
+  /**
+   * The new VPC's IPv4 range: /16 or /17 (each zone takes two /20 subnets, a /24 and a /28).
    * @default ec2.IpAddresses.cidr('10.0.0.0/16')
    */
   readonly ipAddresses?: ec2.IIpAddresses;
@@ -48,9 +104,28 @@ export interface MeshNetworkProps {
 }
 
 /**
- * The AWS services a private Lambda function and the mesh servers reach through interface endpoints, so the
- * VPC needs no NAT path: parameters and secrets (SSM, Secrets Manager, KMS), credentials (STS), images (ECR)
- * and logs (CloudWatch Logs).
+ * Attributes of a mesh network defined in another stack or app, for {@link MeshNetwork.fromMeshNetworkAttributes}.
+ */
+export interface MeshNetworkAttributes {
+  /** The VPC. */
+  readonly vpc: ec2.IVpc;
+  /** The subnets for functions. */
+  readonly functionSubnets: ec2.SubnetSelection;
+  /** The subnets for backend services. */
+  readonly serviceSubnets: ec2.SubnetSelection;
+  /** The subnets for servers and the mesh gateway. */
+  readonly serverSubnets: ec2.SubnetSelection;
+  /** The security group all mesh functions share. */
+  readonly functionSecurityGroup: ec2.ISecurityGroup;
+  /** The interface endpoints' security group. */
+  readonly endpointSecurityGroup: ec2.ISecurityGroup;
+  /** Whether the server subnets have a NAT path to the internet. */
+  readonly serverEgress: boolean;
+}
+
+/**
+ * The AWS services a private Lambda function and the mesh servers reach through interface endpoints:
+ * parameters and secrets (SSM, Secrets Manager, KMS), credentials (STS), images (ECR) and logs (CloudWatch Logs).
  */
 const INTERFACE_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsService]> = [
   ['Ssm', ec2.InterfaceVpcEndpointAwsService.SSM],
@@ -62,49 +137,77 @@ const INTERFACE_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsSer
   ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
 ];
 
+/**
+ * Without a NAT path, the servers also need these: auto-join (EC2), cfn-signal (CloudFormation), the health
+ * metric (CloudWatch) and Session Manager's channels.
+ */
+const SERVER_ONLY_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsService]> = [
+  ['Ec2', ec2.InterfaceVpcEndpointAwsService.EC2],
+  ['CloudFormation', ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION],
+  ['Monitoring', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING],
+  ['SsmMessages', ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES],
+  ['Ec2Messages', ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES],
+];
+
 /** Subnet group names; they are part of the API (`SubnetSelection`s and imported VPCs use them). */
 const FUNCTIONS = 'Functions';
 const SERVICES = 'Services';
 const SERVERS = 'Servers';
+const EGRESS = 'Egress';
 
 /**
- * Defines the network of a lambda-mesh: a VPC with private, isolated subnets in 2 or 3 AZs for functions,
- * services and mesh servers, the endpoints a private Lambda function needs (S3 gateway; SSM, Secrets Manager,
- * KMS, STS, ECR, CloudWatch Logs interface endpoints), and VPC flow logs.
+ * Defines the network of a lambda-mesh: a VPC with private subnets in 2 or 3 AZs for functions, services
+ * and mesh servers, the endpoints a private Lambda function needs (S3 gateway; SSM, Secrets Manager, KMS,
+ * STS, ECR, CloudWatch Logs interface endpoints), VPC flow logs, and the security group mesh functions share.
  *
- * There is no internet or NAT gateway: nothing in the mesh needs the internet, and everything it does need is
- * reached through an endpoint.
+ * Function and service subnets are isolated: no internet, no NAT; everything they need is behind an endpoint.
+ * Only the server subnets get a NAT path (`serverEgress`), for the Consul package repository and the gateway image.
  */
-export class MeshNetwork extends Construct implements ec2.IConnectable {
-  /** The VPC. */
+export class MeshNetwork extends Resource implements IMeshNetwork {
+  /**
+   * References a mesh network defined in another stack or app.
+   */
+  public static fromMeshNetworkAttributes(scope: Construct, id: string, attrs: MeshNetworkAttributes): IMeshNetwork {
+    class Imported extends Resource implements IMeshNetwork {
+      public readonly vpc = attrs.vpc;
+      public readonly functionSubnets = attrs.functionSubnets;
+      public readonly serviceSubnets = attrs.serviceSubnets;
+      public readonly serverSubnets = attrs.serverSubnets;
+      public readonly functionSecurityGroup = attrs.functionSecurityGroup;
+      public readonly serverEgress = attrs.serverEgress;
+      public readonly connections = new ec2.Connections({ securityGroups: [attrs.endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
+    }
+    return new Imported(scope, id);
+  }
+
   public readonly vpc: ec2.IVpc;
-  /** The subnets for mesh Lambda functions (one per AZ, sized for many ENIs). */
   public readonly functionSubnets: ec2.SubnetSelection;
-  /** The subnets for backend services (EC2, ECS, EKS). */
   public readonly serviceSubnets: ec2.SubnetSelection;
-  /** The subnets for the Consul servers and the mesh gateway. */
   public readonly serverSubnets: ec2.SubnetSelection;
+  public readonly functionSecurityGroup: ec2.ISecurityGroup;
+  public readonly serverEgress: boolean;
   /** The log group that receives the VPC flow logs. */
   public readonly flowLogGroup: logs.ILogGroup;
   /**
-   * The interface endpoints' security group, default port 443. It admits nobody until you allow a peer:
-   * `network.connections.allowDefaultPortFrom(fn)`.
+   * The interface endpoints' security group, default port 443. It admits only the function security group
+   * until you allow another peer: `network.connections.allowDefaultPortFrom(servers)`.
    */
   public readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: MeshNetworkProps = {}) {
     super(scope, id);
+    this.serverEgress = props.serverEgress ?? true;
+    const fail = (field: string, given: unknown, expected: string): never => {
+      throw new LambdaMeshError({ location: this.node.path, field, given: describeValue(given), expected });
+    };
 
     const maxAzs = props.maxAzs ?? 3;
     if (!Token.isUnresolved(maxAzs) && (!Number.isInteger(maxAzs) || maxAzs < 2 || maxAzs > 3)) {
-      throw new LambdaMeshError({ location: this.node.path, field: 'maxAzs', given: describeValue(maxAzs), expected: 'an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; 2 for regions that offer only 2)' });
+      fail('maxAzs', maxAzs, 'an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; 2 for regions that offer only 2)');
     }
     const azs = props.availabilityZones;
-    if (azs !== undefined) {
-      const unique = new Set(azs);
-      if (azs.length < 2 || azs.length > 3 || unique.size !== azs.length) {
-        throw new LambdaMeshError({ location: this.node.path, field: 'availabilityZones', given: describeValue(azs), expected: '2 or 3 distinct availability zone names' });
-      }
+    if (azs !== undefined && (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length)) {
+      fail('availabilityZones', azs, '2 or 3 distinct availability zone names');
     }
 
     const flowLogKey = props.flowLogKey ?? newMeshKey(this, 'FlowLogKey', `Encrypts the VPC flow logs of ${this.node.path}`, props.flowLogRemovalPolicy ?? RemovalPolicy.RETAIN);
@@ -114,62 +217,106 @@ export class MeshNetwork extends Construct implements ec2.IConnectable {
       encryptionKey: flowLogKey,
     });
     if (props.flowLogKey === undefined) {
-      // CloudWatch Logs encrypts with the key on the log group's behalf; scope it to log groups of this account and region.
-      const stack = Stack.of(this);
-      flowLogKey.addToResourcePolicy(new iam.PolicyStatement({
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        principals: [new iam.ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-        resources: ['*'],
-        conditions: {
-          ArnLike: { 'kms:EncryptionContext:aws:logs:arn': stack.formatArn({ service: 'logs', resource: 'log-group', resourceName: '*', arnFormat: ArnFormat.COLON_RESOURCE_NAME }) },
-        },
-      }));
+      allowCloudWatchLogs(flowLogKey);
     }
 
-    const vpc = new ec2.Vpc(this, 'Vpc', {
-      ipAddresses: props.ipAddresses ?? ec2.IpAddresses.cidr('10.0.0.0/16'),
-      availabilityZones: azs ?? defaultAvailabilityZones(Stack.of(this), maxAzs),
-      natGateways: 0,
-      createInternetGateway: false,
-      subnetConfiguration: [
-        // Lambda functions take one ENI per subnet and security group combination; give them the most room.
-        { name: FUNCTIONS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
-        { name: SERVICES, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
-        { name: SERVERS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
-      ],
-      flowLogs: {
-        All: {
-          destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
-          trafficType: ec2.FlowLogTrafficType.ALL,
+    if (props.vpc) {
+      this.vpc = props.vpc;
+      const selections: Array<[string, ec2.SubnetSelection | undefined]> = [
+        ['functionSubnets', props.functionSubnets],
+        ['serviceSubnets', props.serviceSubnets],
+        ['serverSubnets', props.serverSubnets],
+      ];
+      const chosen = new Map<string, string[]>();
+      for (const [field, selection] of selections) {
+        if (selection === undefined) {
+          fail(field, undefined, 'a subnet selection in the given VPC (an existing VPC has no lambda-mesh subnet groups)');
+        }
+        const subnets = this.vpc.selectSubnets(selection);
+        const zones = new Set(subnets.availabilityZones);
+        if (subnets.subnetIds.length === 0 || (!subnets.availabilityZones.some((z) => Token.isUnresolved(z)) && zones.size < 2)) {
+          fail(field, subnets.subnetIds, 'subnets in at least 2 availability zones');
+        }
+        for (const [other, ids] of chosen) {
+          const shared = subnets.subnetIds.filter((s) => !Token.isUnresolved(s) && ids.includes(s));
+          if (shared.length > 0 && (field === 'serverSubnets' || other === 'serverSubnets')) {
+            fail(field, shared, `subnets not shared with ${other} (servers and the gateway keep their own subnets, so functions never share their route tables)`);
+          }
+        }
+        chosen.set(field, subnets.subnetIds);
+      }
+      this.functionSubnets = props.functionSubnets!;
+      this.serviceSubnets = props.serviceSubnets!;
+      this.serverSubnets = props.serverSubnets!;
+      new ec2.FlowLog(this, 'FlowLog', {
+        resourceType: ec2.FlowLogResourceType.fromVpc(this.vpc),
+        destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+        trafficType: ec2.FlowLogTrafficType.ALL,
+      });
+    } else {
+      for (const field of ['functionSubnets', 'serviceSubnets', 'serverSubnets'] as const) {
+        if (props[field] !== undefined) {
+          fail(field, props[field], 'no selection: a new VPC has its own subnet groups (Functions, Services, Servers); give `vpc` to use your own');
+        }
+      }
+      const vpc = new ec2.Vpc(this, 'Vpc', {
+        ipAddresses: props.ipAddresses ?? ec2.IpAddresses.cidr('10.0.0.0/16'),
+        availabilityZones: azs ?? defaultAvailabilityZones(Stack.of(this), maxAzs),
+        natGateways: this.serverEgress ? undefined : 0,
+        natGatewaySubnets: this.serverEgress ? { subnetGroupName: EGRESS } : undefined,
+        createInternetGateway: this.serverEgress,
+        subnetConfiguration: [
+          // Lambda functions take one ENI per subnet and security group combination; give them the most room.
+          { name: FUNCTIONS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+          { name: SERVICES, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+          { name: SERVERS, subnetType: this.serverEgress ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+          // Holds only the NAT gateways; nothing launched here gets a public address.
+          ...(this.serverEgress ? [{ name: EGRESS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 28, mapPublicIpOnLaunch: false }] : []),
+        ],
+        flowLogs: {
+          All: {
+            destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+            trafficType: ec2.FlowLogTrafficType.ALL,
+          },
         },
-      },
-    });
-    this.vpc = vpc;
-    const wanted = azs?.length ?? maxAzs;
-    if (vpc.availabilityZones.length < wanted) {
-      Annotations.of(this).addWarningV2('lambda-mesh:network:fewerAvailabilityZones', `The stack's region offers ${vpc.availabilityZones.length} availability zones, fewer than the ${wanted} asked for: a 3-server quorum spread over 2 zones does not survive the loss of the zone holding 2 of them.`);
+      });
+      this.vpc = vpc;
+      this.functionSubnets = { subnetGroupName: FUNCTIONS };
+      this.serviceSubnets = { subnetGroupName: SERVICES };
+      this.serverSubnets = { subnetGroupName: SERVERS };
+      const wanted = azs?.length ?? maxAzs;
+      if (vpc.availabilityZones.length < wanted) {
+        Annotations.of(this).addWarningV2('lambda-mesh:network:fewerAvailabilityZones', `The stack's region offers ${vpc.availabilityZones.length} availability zones, fewer than the ${wanted} asked for: a 3-server quorum spread over 2 zones does not survive the loss of the zone holding 2 of them.`);
+      }
+      acknowledgeRestrictDefaultSecurityGroupProvider(this);
     }
-    acknowledgeRestrictDefaultSecurityGroupProvider(this);
-    this.functionSubnets = { subnetGroupName: FUNCTIONS };
-    this.serviceSubnets = { subnetGroupName: SERVICES };
-    this.serverSubnets = { subnetGroupName: SERVERS };
 
-    vpc.addGatewayEndpoint('S3', {
-      service: ec2.GatewayVpcEndpointAwsService.S3,
-      subnets: [{ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
+    this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
+      vpc: this.vpc,
+      description: 'lambda-mesh functions: egress only to the mesh gateway and the VPC endpoints',
+      allowAllOutbound: false,
     });
 
-    // One security group for all interface endpoints, closed by default: each consumer (functions, servers,
-    // gateway) is let in by `connections`, not the whole VPC CIDR.
+    // One security group for all interface endpoints, closed by default: each consumer is let in by
+    // `connections`, never the whole VPC CIDR.
     const endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
-      vpc,
+      vpc: this.vpc,
       description: 'lambda-mesh interface endpoints: HTTPS from mesh members only',
       allowAllOutbound: false,
     });
     this.connections = new ec2.Connections({ securityGroups: [endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
-    for (const [id, service] of INTERFACE_ENDPOINTS) {
-      // One endpoint ENI per AZ, in the services subnets.
-      vpc.addInterfaceEndpoint(id, { service, subnets: this.serviceSubnets, privateDnsEnabled: true, open: false, securityGroups: [endpointSecurityGroup] });
+    // Functions read their identity bundle (SSM, KMS) and pull nothing else: let them reach the endpoints.
+    this.connections.allowDefaultPortFrom(this.functionSecurityGroup, 'mesh functions to the VPC endpoints');
+
+    if (props.endpoints ?? true) {
+      this.vpc.addGatewayEndpoint('S3', {
+        service: ec2.GatewayVpcEndpointAwsService.S3,
+        subnets: [this.functionSubnets, this.serviceSubnets, this.serverSubnets],
+      });
+      for (const [endpointId, service] of [...INTERFACE_ENDPOINTS, ...(this.serverEgress ? [] : SERVER_ONLY_ENDPOINTS)]) {
+        // One endpoint ENI per AZ, in the services subnets.
+        this.vpc.addInterfaceEndpoint(endpointId, { service, subnets: this.serviceSubnets, privateDnsEnabled: true, open: false, securityGroups: [endpointSecurityGroup] });
+      }
     }
   }
 }

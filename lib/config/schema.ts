@@ -60,6 +60,14 @@ export const CONFIG_PATTERNS = {
     pattern: '^[a-z]{2}(-[a-z]+)+-\\d[a-z]$',
     expected: "an availability zone name such as 'us-east-1a'",
   },
+  consulVersion: {
+    pattern: '^\\d+\\.\\d+\\.\\d+$',
+    expected: "a Consul version X.Y.Z such as '1.21.5' (no 'v' prefix)",
+  },
+  instanceType: {
+    pattern: '^[a-z][a-z0-9-]*\\.[a-z0-9]+$',
+    expected: "an EC2 instance type such as 'm7g.large'",
+  },
   cidr: {
     pattern: '^((25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)\\.){3}(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)/(1[67])$',
     expected: "an IPv4 CIDR block with a prefix of /16 or /17, such as '10.0.0.0/16' (the subnets need about 25,000 addresses: 2 x /20 and a /24 per zone)",
@@ -127,6 +135,20 @@ const NETWORK_SCHEMA = {
       uniqueItems: true,
       items: { type: 'string', pattern: CONFIG_PATTERNS.availabilityZone.pattern },
     },
+    serverEgress: { type: 'boolean', description: 'Give the server subnets a NAT path to the internet. Default: true.' },
+  },
+} as const satisfies JsonSchemaNode;
+
+const CONTROL_PLANE_SCHEMA = {
+  type: 'object',
+  description: 'The Consul control plane: the server cluster and the mesh gateway.',
+  additionalProperties: false,
+  properties: {
+    servers: { type: 'integer', minimum: 1, maximum: 5, description: 'How many Consul servers: 3 or 5; 1 only with devMode. Default: 3.' },
+    devMode: { type: 'boolean', description: 'Allow a single server and a single gateway task. Default: false.' },
+    consulVersion: { type: 'string', pattern: CONFIG_PATTERNS.consulVersion.pattern, description: 'The Consul version. Default: 1.21.5.' },
+    instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: 'The servers\' instance type. Default: m7g.large.' },
+    gatewayTasks: { type: 'integer', minimum: 1, maximum: 20, description: 'How many mesh gateway tasks: at least 2, 1 only with devMode. Default: 2.' },
   },
 } as const satisfies JsonSchemaNode;
 
@@ -267,6 +289,7 @@ export const CONFIG_SCHEMA = {
     env: ENV_SCHEMA,
     network: NETWORK_SCHEMA,
     mesh: MESH_SCHEMA,
+    controlPlane: CONTROL_PLANE_SCHEMA,
     services: { type: 'array', items: SERVICE_SCHEMA },
     functions: { type: 'array', items: FUNCTION_SCHEMA },
     rules: { type: 'array', items: RULE_SCHEMA },

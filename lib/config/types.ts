@@ -69,6 +69,13 @@ export interface EnvironmentConfig {
   readonly mesh?: MeshConfig;
 
   /**
+   * The Consul control plane: the server cluster and the mesh gateway.
+   *
+   * @default - 3 servers (m7g.large) running Consul 1.21.5, 2 mesh gateway tasks
+   */
+  readonly controlPlane?: ControlPlaneConfig;
+
+  /**
    * The backend services that model functions call through the mesh.
    */
   readonly services: ServiceConfig[];
@@ -129,9 +136,59 @@ export interface NetworkConfig {
   /**
    * The availability zones to use, 2 or 3 distinct names in `env.region`, e.g. `us-east-1a`.
    *
-   * @default - the first `maxAzs` zones of the deploy-time region (environment-agnostic stacks get 2)
+   * @default - the first `maxAzs` zones of the deploy-time region
    */
   readonly availabilityZones?: string[];
+
+  /**
+   * Give the server subnets a NAT path to the internet (HashiCorp's package repository, the gateway image on
+   * ECR Public). Without it, the Consul servers need an S3 mirror of the package (not configurable here yet).
+   *
+   * @default true
+   */
+  readonly serverEgress?: boolean;
+}
+
+/**
+ * Defines the Consul control plane of an environment.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/install/performance#deployment-size
+ */
+export interface ControlPlaneConfig {
+  /**
+   * How many Consul servers: 3 or 5; 1 only with `devMode`.
+   *
+   * @default 3
+   */
+  readonly servers?: number;
+
+  /**
+   * Allow a single server (no redundancy; synth warns).
+   *
+   * @default false
+   */
+  readonly devMode?: boolean;
+
+  /**
+   * The Consul version, `X.Y.Z`, 1.16 or newer.
+   *
+   * @default '1.21.5'
+   */
+  readonly consulVersion?: string;
+
+  /**
+   * The servers' EC2 instance type, e.g. `m7g.large` (arm64) or `m7i.large` (x86_64).
+   *
+   * @default 'm7g.large'
+   */
+  readonly instanceType?: string;
+
+  /**
+   * How many mesh gateway tasks: at least 2; 1 only with `devMode`.
+   *
+   * @default 2
+   */
+  readonly gatewayTasks?: number;
 }
 
 /**

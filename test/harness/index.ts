@@ -2,3 +2,4 @@ export * from './cdk-context';
 export * from './cloudformation';
 export * from './kubernetes';
 export { ASSET_HASH_PLACEHOLDER, normalizeAssetHashes } from './snapshot-serializer';
+export * from './secret-scan';

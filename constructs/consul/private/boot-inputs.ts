@@ -6,7 +6,7 @@
 export interface ServerBootInputs {
   /** The Consul datacenter (a DNS-1123 label). */
   readonly datacenter: string;
-  /** The Consul version to install, e.g. `1.21.7`. */
+  /** The Consul version to install, e.g. `1.21.5`. */
   readonly consulVersion: string;
   /** How the Consul package is installed. */
   readonly packageSource: PackageSource;
@@ -28,6 +28,12 @@ export interface ServerBootInputs {
   readonly signal: { readonly stackName: string; readonly resourceLogicalId: string };
   /** How long a booting server may take to join and see the cluster healthy before it signals failure, in seconds. */
   readonly healthyTimeoutSeconds: number;
+  /**
+   * Where the server library (`consulServerLibrary()`, token-free) is in S3, as a CDK asset. The user data
+   * downloads it and checks its SHA-256 before sourcing it.
+   * Without it the library is embedded in the user data (gzip+base64), which costs about 9 KB of EC2's 16 KB.
+   */
+  readonly library?: { readonly bucket: string; readonly key: string };
 }
 
 /**

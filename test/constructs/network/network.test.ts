@@ -13,14 +13,19 @@ function networkStack(props = {}, env?: { region: string }): { stack: Stack; net
 }
 
 describe('MeshNetwork', () => {
-  test('isolated subnets for functions, services and servers in 3 AZs; no internet or NAT path', () => {
+  test('subnets for functions, services and servers in 3 AZs; only the servers get a NAT path', () => {
     const { stack } = networkStack();
     const t = Template.fromStack(stack);
-    t.resourceCountIs('AWS::EC2::Subnet', 9);
-    t.resourceCountIs('AWS::EC2::NatGateway', 0);
-    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    t.resourceCountIs('AWS::EC2::Subnet', 12);
+    t.resourceCountIs('AWS::EC2::NatGateway', 3);
     t.allResourcesProperties('AWS::EC2::Subnet', { MapPublicIpOnLaunch: false });
-    for (const group of ['Functions', 'Services', 'Servers']) {
+    // A default route to a NAT gateway exists only in the 3 server route tables.
+    t.resourcePropertiesCountIs('AWS::EC2::Route', { DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: Match.anyValue() }, 3);
+    const routes = t.findResources('AWS::EC2::Route', { Properties: { NatGatewayId: Match.anyValue() } });
+    for (const route of Object.values(routes)) {
+      expect(JSON.stringify(route.Properties.RouteTableId)).toMatch(/ServersSubnet/);
+    }
+    for (const group of ['Functions', 'Services', 'Servers', 'Egress']) {
       t.resourcePropertiesCountIs('AWS::EC2::Subnet', { Tags: Match.arrayWith([{ Key: 'aws-cdk:subnet-name', Value: group }]) }, 3);
     }
     t.hasResourceProperties('AWS::EC2::Subnet', { CidrBlock: '10.0.0.0/20' });
@@ -29,7 +34,18 @@ describe('MeshNetwork', () => {
   });
 
   test('maxAzs 2 makes 2 zones', () => {
-    Template.fromStack(networkStack({ maxAzs: 2 }).stack).resourceCountIs('AWS::EC2::Subnet', 6);
+    Template.fromStack(networkStack({ maxAzs: 2 }).stack).resourceCountIs('AWS::EC2::Subnet', 8);
+  });
+
+  test('serverEgress: false makes every subnet isolated: no internet gateway, no NAT', () => {
+    const { stack, network } = networkStack({ serverEgress: false });
+    const t = Template.fromStack(stack);
+    expect(network.serverEgress).toBe(false);
+    t.resourceCountIs('AWS::EC2::Subnet', 9);
+    t.resourceCountIs('AWS::EC2::NatGateway', 0);
+    t.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    // What the servers would have reached through the NAT: auto-join, cfn-signal, metrics, Session Manager.
+    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 12);
   });
 
   test('warns when a looked-up region offers fewer zones than asked for', () => {
@@ -50,12 +66,25 @@ describe('MeshNetwork', () => {
     }
   });
 
-  test('endpoints admit nobody by default; connections let a consumer in on 443', () => {
+  test('endpoints admit only the function security group by default; connections let another consumer in on 443', () => {
     const closed = Template.fromStack(networkStack().stack);
-    closed.resourceCountIs('AWS::EC2::SecurityGroupIngress', 0);
+    closed.resourceCountIs('AWS::EC2::SecurityGroupIngress', 1);
+    closed.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      FromPort: 443,
+      ToPort: 443,
+      SourceSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('FunctionSecurityGroup'), 'GroupId'] },
+    });
+    // The function group's only egress is to the endpoints (the mesh gateway adds its own).
     closed.hasResourceProperties('AWS::EC2::SecurityGroup', {
-      GroupDescription: 'lambda-mesh interface endpoints: HTTPS from mesh members only',
-      SecurityGroupIngress: Match.absent(),
+      GroupDescription: 'lambda-mesh functions: egress only to the mesh gateway and the VPC endpoints',
+      SecurityGroupEgress: Match.absent(),
+    });
+    closed.resourceCountIs('AWS::EC2::SecurityGroupEgress', 1);
+    closed.hasResourceProperties('AWS::EC2::SecurityGroupEgress', {
+      FromPort: 443,
+      ToPort: 443,
+      GroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('FunctionSecurityGroup'), 'GroupId'] },
+      DestinationSecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('EndpointSecurityGroup'), 'GroupId'] },
     });
 
     const { stack, network } = networkStack();
@@ -107,7 +136,7 @@ describe('MeshNetwork', () => {
   test('explicit availability zones need no lookup with a fixed region', () => {
     const { stack } = networkStack({ availabilityZones: ['eu-west-1a', 'eu-west-1b'] }, { region: 'eu-west-1' });
     const t = Template.fromStack(stack);
-    t.resourceCountIs('AWS::EC2::Subnet', 6);
+    t.resourceCountIs('AWS::EC2::Subnet', 8);
     t.hasResourceProperties('AWS::EC2::Subnet', { AvailabilityZone: 'eu-west-1b' });
   });
 
@@ -132,5 +161,89 @@ describe('MeshNetwork', () => {
     expect(() => networkStack({ availabilityZones }, { region: 'eu-west-1' })).toThrow(
       `Net/Network: availabilityZones: given ${JSON.stringify(availabilityZones)}, expected 2 or 3 distinct availability zone names`,
     );
+  });
+
+  describe('with an existing VPC', () => {
+    function existingVpc(stack: Stack): ec2.IVpc {
+      return ec2.Vpc.fromVpcAttributes(stack, 'Existing', {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
+        privateSubnetIds: ['subnet-0a1c3d4e5f607189', 'subnet-0a2c3d4e5f607189', 'subnet-0a3c3d4e5f607189'],
+        privateSubnetRouteTableIds: ['rtb-0a1c3d4e5f607189', 'rtb-0a2c3d4e5f607189', 'rtb-0a3c3d4e5f607189'],
+        isolatedSubnetIds: ['subnet-0b1c3d4e5f607189', 'subnet-0b2c3d4e5f607189', 'subnet-0b3c3d4e5f607189'],
+        isolatedSubnetRouteTableIds: ['rtb-0b1c3d4e5f607189', 'rtb-0b2c3d4e5f607189', 'rtb-0b3c3d4e5f607189'],
+      });
+    }
+
+    function withExisting(props: (vpc: ec2.IVpc) => object): { stack: Stack; network: MeshNetwork } {
+      const app = new App({ context: cdkJsonContext() });
+      const stack = new Stack(app, 'Net', { env: { account: '111111111111', region: 'eu-west-1' } });
+      const vpc = existingVpc(stack);
+      return { stack, network: new MeshNetwork(stack, 'Network', { vpc, ...props(vpc) }) };
+    }
+
+    test('uses the given subnets, adds flow logs and endpoints, and creates no VPC', () => {
+      const { stack, network } = withExisting(() => ({
+        functionSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serviceSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serverSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      }));
+      const t = Template.fromStack(stack);
+      t.resourceCountIs('AWS::EC2::VPC', 0);
+      t.hasResourceProperties('AWS::EC2::FlowLog', { ResourceId: 'vpc-0a1b2c3d4e5f60718', ResourceType: 'VPC', TrafficType: 'ALL' });
+      t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 7);
+      expect(network.vpc.selectSubnets(network.serverSubnets).subnetIds).toEqual(['subnet-0a1c3d4e5f607189', 'subnet-0a2c3d4e5f607189', 'subnet-0a3c3d4e5f607189']);
+    });
+
+    test('endpoints: false adds no endpoints (for a VPC that has them)', () => {
+      const { stack } = withExisting(() => ({
+        endpoints: false,
+        functionSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serviceSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serverSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      }));
+      Template.fromStack(stack).resourceCountIs('AWS::EC2::VPCEndpoint', 0);
+    });
+
+    test('fails when a subnet selection is missing', () => {
+      expect(() => withExisting(() => ({ functionSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }, serviceSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } }))).toThrow(
+        'Net/Network: serverSubnets: given (missing), expected a subnet selection in the given VPC (an existing VPC has no lambda-mesh subnet groups)',
+      );
+    });
+
+    test('fails when server subnets overlap function subnets', () => {
+      expect(() => withExisting(() => ({
+        functionSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serviceSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+        serverSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      }))).toThrow(/Net\/Network: serverSubnets: given \["subnet-0b1c3d4e5f607189","subnet-0b2c3d4e5f607189","subnet-0b3c3d4e5f607189"\], expected subnets not shared with functionSubnets/);
+    });
+
+    test('fails when a selection covers fewer than 2 zones', () => {
+      expect(() => withExisting(() => ({
+        functionSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED, subnetFilters: [ec2.SubnetFilter.byIds(['subnet-0b1c3d4e5f607189'])] },
+        serviceSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+        serverSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      }))).toThrow(/functionSubnets: given \["subnet-0b1c3d4e5f607189"\], expected subnets in at least 2 availability zones/);
+    });
+
+    test('fails when subnet selections are given for a new VPC', () => {
+      expect(() => networkStack({ serverSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } })).toThrow(/serverSubnets: given .*expected no selection: a new VPC has its own subnet groups/);
+    });
+  });
+
+  test('fromMeshNetworkAttributes references a network defined elsewhere', () => {
+    const { stack, network } = networkStack();
+    const imported = MeshNetwork.fromMeshNetworkAttributes(stack, 'Imported', {
+      vpc: network.vpc,
+      functionSubnets: network.functionSubnets,
+      serviceSubnets: network.serviceSubnets,
+      serverSubnets: network.serverSubnets,
+      functionSecurityGroup: network.functionSecurityGroup,
+      endpointSecurityGroup: ec2.SecurityGroup.fromSecurityGroupId(stack, 'Sg', 'sg-123'),
+      serverEgress: true,
+    });
+    expect(imported.serverEgress).toBe(true);
+    expect(imported.connections.defaultPort?.toString()).toBe('443');
   });
 });

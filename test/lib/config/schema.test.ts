@@ -58,8 +58,9 @@ const typesMatchSchema: DeepSame<FromSchema<typeof CONFIG_SCHEMA>, EnvironmentCo
 const FULL: EnvironmentConfig = {
   name: 'full-env',
   env: { account: '123456789012', region: 'eu-west-1' },
-  network: { cidr: '10.1.0.0/16', maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'] },
+  network: { cidr: '10.1.0.0/16', maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'], serverEgress: false },
   mesh: { datacenter: 'dc2', trustDomain: 'mesh.example.internal', partition: 'ml', namespace: 'models' },
+  controlPlane: { servers: 5, devMode: false, consulVersion: '1.21.7', instanceType: 'm7i.large', gatewayTasks: 3 },
   services: [{ name: 'feature-store', port: 8080, protocol: 'http', localPort: 18080, description: 'Features.' }],
   functions: [{ name: 'model-a', versions: ['v1', 'v2'], description: 'Model A.' }],
   rules: [
@@ -141,6 +142,7 @@ describe('CONFIG_SCHEMA', () => {
       '(root).env',
       '(root).network',
       '(root).mesh',
+      '(root).controlPlane',
       '(root).services[]',
       '(root).functions[]',
       '(root).rules[]',

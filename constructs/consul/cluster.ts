@@ -1,0 +1,587 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Annotations, type CfnResource, CustomResource, Duration, RemovalPolicy, Resource, Size, Stack, Tags } from 'aws-cdk-lib';
+import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { type Construct } from 'constructs';
+import { describeValue, LambdaMeshError } from '../core/errors';
+import { handlerCode } from '../core/private/handler-code';
+import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { Acknowledgements } from '../core/validation';
+import { type IMesh } from '../mesh';
+import { type IMeshNetwork } from '../network';
+import { ConsulPackage } from './package';
+import { SCOPED_TOKEN_POLICIES } from './private/acl-policies';
+import { type ServerBootInputs } from './private/boot-inputs';
+import { consulServerLibrary, serverUserData } from './private/scripts';
+import { ConsulDefaults, ConsulPorts, ConsulTokenRole, type IConsulCluster } from './types';
+
+
+/** The oldest Consul with everything the generated configuration uses (`tls` stanza, `grpc_tls` port). */
+const OLDEST_MINOR = 16;
+
+/** The CloudWatch namespace of the health metric the servers publish. */
+const METRIC_NAMESPACE = 'LambdaMesh/Consul';
+
+/**
+ * Properties of a {@link ConsulServerCluster}.
+ */
+export interface ConsulServerClusterProps {
+  /** The mesh: the cluster serves its datacenter. */
+  readonly mesh: IMesh;
+  /** The network: servers run in its server subnets. */
+  readonly network: IMeshNetwork;
+  /**
+   * How many servers: 3 or 5 (an odd number keeps a majority through a failure; 3 survives one, 5 survives two).
+   * 1 only with `devMode`.
+   * @default 3
+   */
+  readonly size?: number;
+  /**
+   * Allow a single server. It has no redundancy: losing it loses the mesh's state. A warning says so.
+   * @default false
+   */
+  readonly devMode?: boolean;
+  /**
+   * The Consul version, `X.Y.Z` (1.16 or newer).
+   * @default ConsulDefaults.CONSUL_VERSION ('1.21.5')
+   */
+  readonly consulVersion?: string;
+  /**
+   * Where Consul is installed from.
+   * @default ConsulPackage.hashicorpRepository()
+   */
+  readonly package?: ConsulPackage;
+  /**
+   * The instance type. Its architecture picks the Amazon Linux 2023 image (x86_64 or arm64).
+   * @default m7g.large (Graviton, arm64)
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * The size of each server's encrypted root volume (gp3), which holds Consul's data.
+   * @default Size.gibibytes(30)
+   */
+  readonly volumeSize?: Size;
+  /**
+   * When snapshots are taken, as a systemd calendar expression (run by the leader only).
+   * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.time.html#Calendar%20Events
+   * @default 'hourly'
+   */
+  readonly snapshotSchedule?: string;
+  /**
+   * How long snapshots are kept.
+   * @default Duration.days(30)
+   */
+  readonly snapshotRetention?: Duration;
+  /**
+   * How long the servers' logs are kept.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * How long the servers' TLS certificate is valid. Reissue it before then (see the module README).
+   * @default Duration.days(730)
+   */
+  readonly serverCertificateValidity?: Duration;
+  /**
+   * Where the cluster's alarms (quorum lost, and back to OK) are sent.
+   * @default - a new KMS-encrypted topic (`alarmTopic`)
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * What happens to the secrets, the key, the snapshots and the logs when the stack is deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Attributes of a Consul server cluster defined elsewhere, for {@link ConsulServerCluster.fromConsulClusterAttributes}.
+ */
+export interface ConsulClusterAttributes {
+  /** The Consul datacenter. */
+  readonly datacenter: string;
+  /** The DNS name of the cluster's internal load balancer. */
+  readonly endpointAddress: string;
+  /** The load balancer's security group (clients are allowed in through it). */
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** The secret holding the TLS CA certificate. */
+  readonly caCertificateSecret: secretsmanager.ISecret;
+  /** The KMS key of the cluster's secrets. */
+  readonly secretsKey: kms.IKey;
+  /** The scoped token secrets, by role. */
+  readonly intentionsWriterTokenSecret: secretsmanager.ISecret;
+  /** The identity registrar's token secret. */
+  readonly identityRegistrarTokenSecret: secretsmanager.ISecret;
+  /** The mesh gateway's token secret. */
+  readonly meshGatewayTokenSecret: secretsmanager.ISecret;
+}
+
+/**
+ * Defines a hardened Consul server cluster on EC2, after HashiCorp's validated design for AWS, with all of it on
+ * by default: servers in an Auto Scaling group over the network's zones, tag-based cloud auto-join, gossip
+ * encryption verified both ways, TLS everywhere with `auto_encrypt`, ACLs with default deny, Connect,
+ * autopilot, hourly snapshots to a versioned encrypted bucket, logs and a quorum alarm in CloudWatch.
+ *
+ * No secret is ever in a template or user data: a custom resource generates the gossip key, the TLS CA and
+ * server certificate and the ACL tokens at deploy time into Secrets Manager, and each server reads them at boot
+ * through its role. Clients reach the servers through an internal Network Load Balancer: HTTPS on 8501 and
+ * gRPC with TLS on 8503 (plain HTTP and gRPC are off). A new server signals CloudFormation only once it has
+ * joined and autopilot reports the cluster healthy, and updates replace one server at a time.
+ */
+export class ConsulServerCluster extends Resource implements IConsulCluster {
+  /**
+   * References a Consul server cluster defined in another stack or app.
+   */
+  public static fromConsulClusterAttributes(scope: Construct, id: string, attrs: ConsulClusterAttributes): IConsulCluster {
+    const tokens: Record<ConsulTokenRole, secretsmanager.ISecret> = {
+      [ConsulTokenRole.INTENTIONS_WRITER]: attrs.intentionsWriterTokenSecret,
+      [ConsulTokenRole.IDENTITY_REGISTRAR]: attrs.identityRegistrarTokenSecret,
+      [ConsulTokenRole.MESH_GATEWAY]: attrs.meshGatewayTokenSecret,
+    };
+    class Imported extends Resource implements IConsulCluster {
+      public readonly datacenter = attrs.datacenter;
+      public readonly endpointAddress = attrs.endpointAddress;
+      public readonly caCertificateSecret = attrs.caCertificateSecret;
+      public readonly secretsKey = attrs.secretsKey;
+      public readonly connections = new ec2.Connections({ securityGroups: [attrs.securityGroup], defaultPort: ec2.Port.tcp(ConsulPorts.HTTPS) });
+      public tokenSecret(role: ConsulTokenRole): secretsmanager.ISecret {
+        return tokens[role];
+      }
+    }
+    return new Imported(scope, id);
+  }
+
+  public readonly datacenter: string;
+  public readonly endpointAddress: string;
+  public readonly caCertificateSecret: secretsmanager.ISecret;
+  public readonly secretsKey: kms.IKey;
+  /**
+   * The load balancer's security group; default port HTTPS 8501. Use {@link allowClientsFrom} to open gRPC too.
+   */
+  public readonly connections: ec2.Connections;
+  /** The servers' Auto Scaling group. */
+  public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
+  /** The internal load balancer in front of the servers. */
+  public readonly loadBalancer: elbv2.NetworkLoadBalancer;
+  /** The versioned, encrypted bucket the leader writes snapshots to (under `snapshots/`). */
+  public readonly snapshotBucket: s3.IBucket;
+  /** The log group the servers ship Consul's logs to. */
+  public readonly logGroup: logs.ILogGroup;
+  /** In alarm when fewer healthy voters report than a quorum needs (or none reports at all). */
+  public readonly quorumAlarm: cloudwatch.Alarm;
+  /** Where the cluster's alarms are sent: subscribe your on-call channel to it. */
+  public readonly alarmTopic: sns.ITopic;
+  /** The Consul version the servers run. */
+  public readonly consulVersion: string;
+  /** The number of servers. */
+  public readonly size: number;
+
+  private readonly tokenSecrets: Record<ConsulTokenRole, secretsmanager.Secret>;
+
+  constructor(scope: Construct, id: string, props: ConsulServerClusterProps) {
+    super(scope, id);
+    const fail = (field: string, given: unknown, expected: string): never => {
+      throw new LambdaMeshError({ location: this.node.path, field, given: describeValue(given), expected });
+    };
+    if (!props.network) {
+      fail('network', props.network, 'the mesh network (a MeshNetwork or MeshNetwork.fromMeshNetworkAttributes): the servers run in its server subnets');
+    }
+    if (!props.mesh) {
+      fail('mesh', props.mesh, 'the mesh whose datacenter the cluster serves');
+    }
+
+    this.size = props.size ?? 3;
+    if (this.size === 1 && props.devMode) {
+      Annotations.of(this).addWarningV2('lambda-mesh:consul:devMode', 'devMode: a single Consul server has no redundancy; losing it loses the mesh\'s state and stops every mesh connection. Not for production.');
+    } else if (this.size !== 3 && this.size !== 5) {
+      fail('size', this.size, this.size === 1 ? '3 or 5 (a single server needs devMode: true)' : '3 or 5 servers: an odd number keeps a majority through a failure (3 survives one, 5 survives two)');
+    }
+    if (props.devMode && this.size !== 1) {
+      fail('devMode', props.devMode, `devMode only with size 1 (size is ${this.size})`);
+    }
+
+    this.consulVersion = props.consulVersion ?? ConsulDefaults.CONSUL_VERSION;
+    const version = /^1\.(\d+)\.(\d+)$/.exec(this.consulVersion);
+    if (!version || Number(version[1]) < OLDEST_MINOR) {
+      fail('consulVersion', this.consulVersion, `a Consul release version X.Y.Z, 1.${OLDEST_MINOR}.0 or newer (no 'v' prefix, no '+ent' suffix), e.g. '${ConsulDefaults.CONSUL_VERSION}'`);
+    }
+
+    const pkg = props.package ?? ConsulPackage.hashicorpRepository();
+    if (pkg.needsEgress && !props.network.serverEgress) {
+      fail('package', 'ConsulPackage.hashicorpRepository()', 'ConsulPackage.fromBucket(...): the network\'s server subnets have no egress to HashiCorp\'s repository (serverEgress: false)');
+    }
+    const pkgBinding = pkg._bind();
+
+    const instanceType = props.instanceType ?? ec2.InstanceType.of(ec2.InstanceClass.M7G, ec2.InstanceSize.LARGE);
+    const snapshotSchedule = props.snapshotSchedule ?? 'hourly';
+    if (!/^[A-Za-z0-9*:,./ -]+$/.test(snapshotSchedule)) {
+      fail('snapshotSchedule', snapshotSchedule, "a systemd calendar expression such as 'hourly' or '*-*-* 02:00:00'");
+    }
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const stack = Stack.of(this);
+    this.datacenter = props.mesh.datacenter;
+    const clusterName = `consul-${this.datacenter}-${this.node.addr.slice(0, 8)}`;
+
+    // Keys and secrets ---------------------------------------------------------------------------------------
+    const key = newMeshKey(this, 'Key', `Encrypts the secrets, snapshots and logs of Consul cluster ${this.node.path}`, removalPolicy);
+    allowCloudWatchLogs(key);
+    this.secretsKey = key;
+
+    const secret = (secretId: string, description: string): secretsmanager.Secret => {
+      const s = new secretsmanager.Secret(this, secretId, { description: `${description} (Consul ${this.datacenter}, written at deploy time)`, encryptionKey: key, removalPolicy });
+      // Created empty: the generator writes the only value it ever holds (no placeholder password).
+      (s.node.defaultChild as secretsmanager.CfnSecret).addPropertyDeletionOverride('GenerateSecretString');
+      Acknowledgements.awsSolutions(s, 'SMG4', 'Consul credentials are not rotated by a Secrets Manager rotation Lambda: the gossip key is rotated with `consul keyring`, certificates are reissued by the secrets custom resource, tokens with `consul acl token update` (procedures in the consul module README).');
+      return s;
+    };
+    const gossipKey = secret('GossipKey', 'Gossip encryption key');
+    const caCertificate = secret('CaCertificate', 'TLS CA certificate');
+    const caPrivateKey = secret('CaPrivateKey', 'TLS CA private key (read only by the secrets generator)');
+    const serverCertificate = secret('ServerCertificate', 'TLS server certificate and key');
+    const managementToken = secret('ManagementToken', 'ACL initial management token');
+    const agentToken = secret('AgentToken', 'ACL agent token of the servers');
+    this.caCertificateSecret = caCertificate;
+    this.tokenSecrets = {
+      [ConsulTokenRole.INTENTIONS_WRITER]: secret('IntentionsWriterToken', 'ACL token: intentions writer'),
+      [ConsulTokenRole.IDENTITY_REGISTRAR]: secret('IdentityRegistrarToken', 'ACL token: identity registrar'),
+      [ConsulTokenRole.MESH_GATEWAY]: secret('MeshGatewayToken', 'ACL token: mesh gateway'),
+    };
+    const generated = [gossipKey, caCertificate, caPrivateKey, serverCertificate, managementToken, agentToken, ...Object.values(this.tokenSecrets)];
+
+    // The generator runs in the function subnets: Secrets Manager and KMS through the endpoints, its answer to
+    // CloudFormation through the S3 gateway endpoint.
+    const generatorSg = new ec2.SecurityGroup(this, 'SecretsGeneratorSecurityGroup', {
+      vpc: props.network.vpc,
+      description: 'Consul secrets generator: HTTPS to the VPC endpoints and S3 only',
+      allowAllOutbound: false,
+    });
+    // Called from this side, so both rules live in this stack: the network stack must not refer back to it.
+    generatorSg.connections.allowTo(props.network, ec2.Port.tcp(443), 'Consul secrets generator to the VPC endpoints');
+    generatorSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'The CloudFormation response URL (S3 via the gateway endpoint; the subnets have no other route out)');
+    const generatorLogs = new logs.LogGroup(this, 'SecretsGeneratorLogs', { retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR, encryptionKey: key, removalPolicy });
+    // Its own role rather than the AWS managed Lambda policies: logs to its own group only.
+    const generatorRole = new iam.Role(this, 'SecretsGeneratorRole', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Consul secrets generator of ${this.node.path}`,
+    });
+    generatorLogs.grantWrite(generatorRole);
+    const eniPolicy = new iam.Policy(this, 'SecretsGeneratorNetworkPolicy', {
+      statements: [new iam.PolicyStatement({
+        actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+        resources: ['*'],
+      })],
+    });
+    generatorRole.attachInlinePolicy(eniPolicy);
+    Acknowledgements.awsSolutions(eniPolicy, 'IAM5[Resource::*]', 'Lambda manages the function\'s VPC network interfaces with these EC2 actions, which support no resource-level permissions (the same statement as AWSLambdaVPCAccessExecutionRole).');
+    const generator = new lambda.Function(this, 'SecretsGenerator', {
+      runtime: lambda.Runtime.NODEJS_24_X,
+      role: generatorRole,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: handlerCode('consul-secrets'),
+      description: `Generates the Consul secrets of ${this.node.path} at deploy time`,
+      timeout: Duration.minutes(2),
+      memorySize: 256,
+      vpc: props.network.vpc,
+      vpcSubnets: props.network.functionSubnets,
+      securityGroups: [generatorSg],
+      reservedConcurrentExecutions: 1,
+      logGroup: generatorLogs,
+    });
+    // The role's policies must exist before the VPC function is created and invoked.
+    generator.node.addDependency(eniPolicy);
+    Acknowledgements.guard(generator, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: the function is in the VPC (function subnets, its own security group); its subnet IDs come from the network stack as Fn::GetStackOutput references, which the rule cannot resolve.');
+    // Exactly what the generator does: read and put values of these secrets, through Secrets Manager only.
+    generator.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
+      resources: generated.map((g) => g.secretArn),
+    }));
+    generator.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: [key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+    }));
+    const secrets = new CustomResource(this, 'Secrets', {
+      serviceToken: generator.functionArn,
+      resourceType: 'Custom::ConsulSecrets',
+      properties: {
+        Datacenter: this.datacenter,
+        ServerCertificateValidityDays: String((props.serverCertificateValidity ?? Duration.days(730)).toDays()),
+        Secrets: {
+          GossipKey: gossipKey.secretArn,
+          CaCertificate: caCertificate.secretArn,
+          CaPrivateKey: caPrivateKey.secretArn,
+          ServerCertificate: serverCertificate.secretArn,
+          ManagementToken: managementToken.secretArn,
+          AgentToken: agentToken.secretArn,
+        },
+        ScopedTokens: Object.fromEntries(Object.entries(this.tokenSecrets).map(([role, s]) => [role, s.secretArn])),
+      },
+    });
+    // The generator must reach the endpoints on its first call.
+    secrets.node.addDependency(generatorSg);
+
+    // Snapshots and logs --------------------------------------------------------------------------------------
+    const accessLogs = new s3.Bucket(this, 'SnapshotAccessLogs', {
+      encryption: s3.BucketEncryption.S3_MANAGED, // server access logging cannot deliver to a KMS-encrypted bucket
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      // Object ownership is left to CDK: log delivery needs a bucket policy (or, in apps without the
+      // serverAccessLogsUseBucketPolicy flag, ACLs), and CDK sets the matching mode.
+      lifecycleRules: [{ expiration: Duration.days(365), noncurrentVersionExpiration: Duration.days(30) }],
+      removalPolicy,
+    });
+    Acknowledgements.awsSolutions(accessLogs, 'S1', 'This bucket receives the snapshot bucket\'s server access logs; logging it to itself would loop.');
+    Acknowledgements.guard(accessLogs, 's3_bucket_logging_enabled_check', 'CT.S3.PR.2: this bucket receives the snapshot bucket\'s server access logs; logging it to itself would loop.');
+    Acknowledgements.guard(accessLogs, 's3_bucket_default_encryption_kms_check', 'CT.S3.PR.10: S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS.');
+    Acknowledgements.guard(accessLogs, 's3_bucket_object_lock_enabled_check', 'CT.S3.PR.9: access logs are kept a year and versioned; object lock protects the snapshots themselves (the snapshot bucket has it).');
+    const snapshotRetention = props.snapshotRetention ?? Duration.days(30);
+    const bucket = new s3.Bucket(this, 'Snapshots', {
+      encryption: s3.BucketEncryption.KMS,
+      encryptionKey: key,
+      bucketKeyEnabled: true,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      versioned: true,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: 'snapshots/',
+      // A compromised server (or operator) cannot delete or overwrite a recent snapshot before it ages out.
+      objectLockEnabled: true,
+      objectLockDefaultRetention: s3.ObjectLockRetention.governance(Duration.days(Math.min(7, snapshotRetention.toDays()))),
+      lifecycleRules: [{ prefix: 'snapshots/', expiration: snapshotRetention, noncurrentVersionExpiration: Duration.days(7) }],
+      removalPolicy,
+    });
+    this.snapshotBucket = bucket;
+    // Object events go to EventBridge (an operator can alert on missing snapshots). Set natively on the bucket:
+    // `eventBridgeEnabled` would add CDK's notifications custom resource, a Lambda function outside the VPC.
+    for (const b of [bucket, accessLogs]) {
+      (b.node.defaultChild as s3.CfnBucket).notificationConfiguration = { eventBridgeConfiguration: { eventBridgeEnabled: true } };
+    }
+    this.logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR, encryptionKey: key, removalPolicy });
+
+    // Network ------------------------------------------------------------------------------------------------
+    const serverSg = new ec2.SecurityGroup(this, 'ServerSecurityGroup', {
+      vpc: props.network.vpc,
+      description: `Consul servers (${this.datacenter}): RPC and gossip among themselves, HTTPS and gRPC-TLS from the load balancer`,
+      allowAllOutbound: false,
+    });
+    for (const port of [ec2.Port.tcp(ConsulPorts.SERVER_RPC), ec2.Port.tcp(ConsulPorts.SERF_LAN), ec2.Port.udp(ConsulPorts.SERF_LAN)]) {
+      serverSg.connections.allowInternally(port, 'Consul server RPC and LAN gossip among servers');
+    }
+    // Package repository, AWS APIs (through the NAT or the endpoints), cfn-signal.
+    serverSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: the Consul package repository and the AWS APIs');
+    serverSg.connections.allowTo(props.network, ec2.Port.tcp(443), 'Consul servers to the VPC endpoints');
+
+    const lbSg = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: props.network.vpc,
+      description: `Consul (${this.datacenter}) load balancer: HTTPS 8501 and gRPC-TLS 8503 from allowed clients only`,
+      allowAllOutbound: false,
+    });
+    this.connections = new ec2.Connections({ securityGroups: [lbSg], defaultPort: ec2.Port.tcp(ConsulPorts.HTTPS) });
+    for (const port of [ConsulPorts.HTTPS, ConsulPorts.GRPC_TLS]) {
+      serverSg.connections.allowFrom(lbSg, ec2.Port.tcp(port), 'From the load balancer');
+    }
+
+    this.loadBalancer = new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
+      vpc: props.network.vpc,
+      vpcSubnets: props.network.serverSubnets,
+      internetFacing: false,
+      crossZoneEnabled: true,
+      securityGroups: [lbSg],
+      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+    });
+    this.endpointAddress = this.loadBalancer.loadBalancerDnsName;
+    const nlbLogsReason = 'The listeners pass TLS through to Consul (TCP): NLB access logs cover only TLS listeners, so a log bucket would stay empty. Connections are in the VPC flow logs, requests in Consul\'s logs.';
+    Acknowledgements.awsSolutions(this.loadBalancer, 'ELB2', nlbLogsReason);
+    Acknowledgements.guard(this.loadBalancer, 'elbv2_logging_enabled_check', `CT.ELASTICLOADBALANCING.PR.6: ${nlbLogsReason}`);
+
+    // Servers ------------------------------------------------------------------------------------------------
+    const role = new iam.Role(this, 'ServerRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: `Consul servers of ${this.node.path}`,
+    });
+    const serverSecrets = [gossipKey, caCertificate, serverCertificate, managementToken, agentToken, ...Object.values(this.tokenSecrets)];
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: serverSecrets.map((x) => x.secretArn) }));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['kms:Decrypt'],
+      resources: [key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+    }));
+    // Snapshot object names carry their UTC timestamp, hence the prefix.
+    const putSnapshots = new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects('snapshots/*')] });
+    role.addToPrincipalPolicy(putSnapshots);
+    role.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['kms:GenerateDataKey'],
+      resources: [key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+    }));
+    this.logGroup.grantWrite(role);
+    if (pkgBinding.bucket && pkgBinding.source.kind === 's3') {
+      role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [pkgBinding.bucket.arnForObjects(pkgBinding.source.key)] }));
+    }
+    const describeAndMetrics = new iam.Policy(this, 'ServerDiscoveryPolicy', {
+      statements: [
+        // Cloud auto-join (go-discover) lists instances by tag: DescribeInstances has no resource-level permissions.
+        new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+        // PutMetricData has no resource-level permissions; the namespace condition scopes it.
+        new iam.PolicyStatement({ actions: ['cloudwatch:PutMetricData'], resources: ['*'], conditions: { StringEquals: { 'cloudwatch:namespace': METRIC_NAMESPACE } } }),
+        // Session Manager (no SSH key, no port 22): these actions have no resource-level permissions.
+        new iam.PolicyStatement({
+          actions: ['ssm:UpdateInstanceInformation', 'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel', 'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage', 'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply'],
+          resources: ['*'],
+        }),
+      ],
+    });
+    role.attachInlinePolicy(describeAndMetrics);
+    Acknowledgements.awsSolutions(role, 'IAM5[Resource::<ConsulSnapshots84C3A7F5.Arn>/snapshots/*]'.replace('ConsulSnapshots84C3A7F5', stack.getLogicalId(bucket.node.defaultChild as CfnResource)), 'Snapshots are written as snapshots/consul-<dc>-<UTC timestamp>.snap: the key is known only when the snapshot is taken.');
+    Acknowledgements.awsSolutions(describeAndMetrics, 'IAM5[Resource::*]', 'ec2:DescribeInstances (cloud auto-join), cloudwatch:PutMetricData (scoped by a namespace condition) and the Session Manager actions support no resource-level permissions.');
+
+    // Filled once the Auto Scaling group exists: cfn-signal needs its logical ID.
+    const userData = ec2.UserData.forLinux({ shebang: '#!/usr/bin/env bash' });
+    const launchTemplate = new ec2.LaunchTemplate(this, 'LaunchTemplate', {
+      instanceType,
+      userData,
+      machineImage: ec2.MachineImage.latestAmazonLinux2023({
+        cpuType: instanceType.architecture === ec2.InstanceArchitecture.ARM_64 ? ec2.AmazonLinuxCpuType.ARM_64 : ec2.AmazonLinuxCpuType.X86_64,
+      }),
+      role,
+      securityGroup: serverSg,
+      requireImdsv2: true,
+      httpPutResponseHopLimit: 1,
+      detailedMonitoring: true,
+      blockDevices: [{
+        deviceName: '/dev/xvda',
+        volume: ec2.BlockDeviceVolume.ebs((props.volumeSize ?? Size.gibibytes(30)).toGibibytes(), { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3, deleteOnTermination: true }),
+      }],
+    });
+
+    const healthyTimeout = Duration.minutes(15);
+    const asg = new autoscaling.AutoScalingGroup(this, 'Servers', {
+      vpc: props.network.vpc,
+      vpcSubnets: props.network.serverSubnets,
+      launchTemplate,
+      minCapacity: this.size,
+      maxCapacity: this.size,
+      // The load balancer checks the HTTPS API: a server whose agent stops serving is replaced.
+      healthChecks: autoscaling.HealthChecks.withAdditionalChecks({ additionalTypes: [autoscaling.AdditionalHealthCheckType.ELB], gracePeriod: healthyTimeout }),
+      signals: autoscaling.Signals.waitForMinCapacity({ timeout: healthyTimeout }),
+      // One server at a time: the others keep a quorum while the new one joins and reports healthy.
+      updatePolicy: autoscaling.UpdatePolicy.rollingUpdate({
+        maxBatchSize: 1,
+        minInstancesInService: this.size - 1,
+        waitOnResourceSignals: true,
+        pauseTime: healthyTimeout,
+      }),
+      terminationPolicies: [autoscaling.TerminationPolicy.OLDEST_INSTANCE],
+    });
+    asg.node.addDependency(secrets);
+    this.autoScalingGroup = asg;
+    const retryJoinTag = { key: 'lambda-mesh:consul-cluster', value: clusterName };
+    // Cloud auto-join finds the other servers by this tag.
+    Tags.of(asg).add(retryJoinTag.key, retryJoinTag.value, { applyToLaunchedInstances: true });
+    Acknowledgements.guard(asg, 'autoscaling_multiple_az_check', 'CT.AUTOSCALING.PR.1: the group spans the server subnets of 2 or 3 zones (VPCZoneIdentifier); the rule reads only the AvailabilityZones property, which is not set with subnets.');
+    Acknowledgements.guard(asg, 'autoscaling_mixed_instances_policy_multiple_instance_types_check', 'CT.AUTOSCALING.PR.6: a raft quorum wants identical servers (uneven CPU or disk makes the slowest server set commit latency); the group has a fixed size, so there is no scaling capacity to diversify.');
+    Acknowledgements.awsSolutions(asg, 'AS3', 'Scaling notifications: membership changes are visible in the Consul logs and the quorum alarm; the group never scales (min = max).');
+
+    for (const [port, name] of [[ConsulPorts.HTTPS, 'Https'], [ConsulPorts.GRPC_TLS, 'GrpcTls']] as const) {
+      const listener = this.loadBalancer.addListener(name, { port, protocol: elbv2.Protocol.TCP });
+      listener.addTargets(name, {
+        port,
+        protocol: elbv2.Protocol.TCP,
+        targets: [asg],
+        healthCheck: port === ConsulPorts.HTTPS
+          // The leader endpoint needs no token and answers only once the agent serves its API.
+          ? { protocol: elbv2.Protocol.HTTPS, path: '/v1/status/leader', interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2 }
+          : { protocol: elbv2.Protocol.TCP, interval: Duration.seconds(10), healthyThresholdCount: 2, unhealthyThresholdCount: 2 },
+        deregistrationDelay: Duration.seconds(30),
+      });
+    }
+
+    // The server library carries no deployment value: ship it as an asset, so the user data stays far below
+    // EC2's 16 KB and holds only this deployment's values.
+    const libraryDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-consul-lib-'));
+    fs.writeFileSync(path.join(libraryDir, 'consul-server-lib.sh'), consulServerLibrary());
+    const library = new s3assets.Asset(this, 'ServerLibrary', { path: path.join(libraryDir, 'consul-server-lib.sh') });
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [library.bucket.arnForObjects(library.s3ObjectKey)] }));
+
+    const inputs: ServerBootInputs = {
+      datacenter: this.datacenter,
+      consulVersion: this.consulVersion,
+      packageSource: pkgBinding.source,
+      serverCount: this.size,
+      retryJoinTag,
+      region: stack.region,
+      secrets: {
+        gossipKey: gossipKey.secretArn,
+        caCertificate: caCertificate.secretArn,
+        serverCertificate: serverCertificate.secretArn,
+        managementToken: managementToken.secretArn,
+        agentToken: agentToken.secretArn,
+      },
+      scopedTokens: Object.entries(this.tokenSecrets).map(([role_, s]) => ({
+        name: role_,
+        secretArn: s.secretArn,
+        policyRules: SCOPED_TOKEN_POLICIES[role_ as ConsulTokenRole].rules,
+        description: SCOPED_TOKEN_POLICIES[role_ as ConsulTokenRole].description,
+      })),
+      snapshot: { bucket: bucket.bucketName, prefix: 'snapshots/', schedule: snapshotSchedule },
+      cloudWatch: { logGroupName: this.logGroup.logGroupName, metricNamespace: METRIC_NAMESPACE, clusterName },
+      signal: { stackName: stack.stackName, resourceLogicalId: stack.getLogicalId(asg.node.defaultChild as CfnResource) },
+      healthyTimeoutSeconds: healthyTimeout.toSeconds() - 60,
+      library: { bucket: library.s3BucketName, key: library.s3ObjectKey },
+    };
+    // The script carries its own shebang; UserData.forLinux writes the one line it needs.
+    userData.addCommands(...serverUserData(inputs).split('\n').filter((line, i) => !(i === 0 && line.startsWith('#!'))));
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['cloudformation:SignalResource'], resources: [stack.stackId] }));
+
+    // Quorum alarm -------------------------------------------------------------------------------------------
+    this.alarmTopic = props.alarmTopic ?? new sns.Topic(this, 'Alarms', { displayName: `Consul ${this.datacenter} alarms`, masterKey: key, enforceSSL: true });
+    if (props.alarmTopic === undefined) {
+      // CloudWatch publishes to the encrypted topic: it needs the key.
+      key.addToResourcePolicy(new iam.PolicyStatement({
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        resources: ['*'],
+      }));
+    }
+    const quorum = Math.floor(this.size / 2) + 1;
+    this.quorumAlarm = new cloudwatch.Alarm(this, 'QuorumAlarm', {
+      alarmDescription: `Consul ${this.datacenter}: fewer healthy voting servers than a quorum (${quorum} of ${this.size}), or no leader reporting`,
+      metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'HealthyServers', dimensionsMap: { ClusterName: clusterName }, statistic: 'Minimum', period: Duration.minutes(1) }),
+      threshold: quorum,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      // Only the leader publishes: no data means no leader.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.quorumAlarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    this.quorumAlarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+  }
+
+  /** The secret of a scoped ACL token. */
+  public tokenSecret(role: ConsulTokenRole): secretsmanager.ISecret {
+    return this.tokenSecrets[role];
+  }
+
+  /** Lets `peer` call the servers' HTTPS API (8501) and gRPC with TLS (8503) through the load balancer. */
+  public allowClientsFrom(peer: ec2.IConnectable, description = 'Consul client'): void {
+    this.connections.allowFrom(peer, ec2.Port.tcp(ConsulPorts.HTTPS), `${description}: HTTPS API`);
+    this.connections.allowFrom(peer, ec2.Port.tcp(ConsulPorts.GRPC_TLS), `${description}: gRPC with TLS`);
+  }
+}

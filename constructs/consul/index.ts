@@ -1,0 +1,4 @@
+export * from './types';
+export * from './package';
+export * from './cluster';
+export * from './mesh-gateway';

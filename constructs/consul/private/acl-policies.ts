@@ -1,0 +1,104 @@
+import { ConsulTokenRole } from '../types';
+
+/**
+ * An ACL policy the servers create at boot: its rules in HCL, as `consul acl policy create -rules` and the
+ * `Rules` field of `PUT /v1/acl/policy` take them.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/reference/acl/rule
+ * @see https://developer.hashicorp.com/consul/api-docs/acl/policies
+ */
+export interface AclPolicyDefinition {
+  /** The rules, in HCL. */
+  readonly rules: string;
+  /** Free-form description stored with the policy. */
+  readonly description: string;
+}
+
+/** The service name the mesh gateway registers as; its token may write only this service. */
+export const MESH_GATEWAY_SERVICE_NAME = 'mesh-gateway';
+
+/**
+ * The catalog node the mesh gateway registers itself under is `mesh-gateway-<dc>`: its token may write nodes
+ * with this prefix and no others (registering a node needs node:write).
+ * @see https://developer.hashicorp.com/consul/api-docs/catalog#register-entity
+ */
+export const MESH_GATEWAY_NODE_PREFIX = 'mesh-gateway-';
+
+/**
+ * The servers' own agent token: `node:write` to register and update their own catalog entries,
+ * `service:read` for anti-entropy. This is HashiCorp's documented agent token policy.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/secure/acl/token/agent
+ */
+export const AGENT_POLICY: AclPolicyDefinition & { readonly name: string } = {
+  name: 'consul-server-agent',
+  description: 'lambda-mesh: the Consul servers\' agent token (node registration, anti-entropy)',
+  rules: [
+    'node_prefix "" {',
+    '  policy = "write"',
+    '}',
+    'service_prefix "" {',
+    '  policy = "read"',
+    '}',
+  ].join('\n'),
+};
+
+/**
+ * The policy bound to each scoped token, by role. Each grants only what that part of lambda-mesh does.
+ */
+export const SCOPED_TOKEN_POLICIES: Record<ConsulTokenRole, AclPolicyDefinition> = {
+  // Config entries need, per kind: service-intentions `intentions:write` on the destination, service-defaults
+  // `service:write` on the service. Both are needed for every service, hence the one empty-prefix rule.
+  // @see https://developer.hashicorp.com/consul/commands/config/write
+  // @see https://developer.hashicorp.com/consul/docs/reference/acl/rule#intentions
+  [ConsulTokenRole.INTENTIONS_WRITER]: {
+    description: 'lambda-mesh: writes service-intentions and service-defaults config entries',
+    rules: [
+      'service_prefix "" {',
+      '  policy     = "write"',
+      '  intentions = "write"',
+      '}',
+    ].join('\n'),
+  },
+  // `PUT /v1/catalog/register` of an external node and its services needs `node:write` on the node and
+  // `service:write` on the services; a leaf certificate (`/v1/agent/connect/ca/leaf/:service`) needs
+  // `service:write` on that service; the CA roots need no ACL. Nothing here touches intentions, keys or ACLs.
+  // @see https://developer.hashicorp.com/consul/api-docs/catalog#register-entity
+  // @see https://developer.hashicorp.com/consul/api-docs/agent/connect#service-leaf-certificate
+  [ConsulTokenRole.IDENTITY_REGISTRAR]: {
+    description: 'lambda-mesh: registers function identities as external services and fetches their leaf certificates',
+    rules: [
+      'node_prefix "" {',
+      '  policy = "write"',
+      '}',
+      'service_prefix "" {',
+      '  policy = "write"',
+      '}',
+    ].join('\n'),
+  },
+  // HashiCorp's documented mesh gateway policy (Consul CE), without `peering = "read"`, which the docs say to
+  // omit when cluster peering is not used (lambda-mesh does not peer). `agent_prefix` read lets
+  // `consul connect envoy` discover the agent's gRPC settings.
+  // @see https://developer.hashicorp.com/consul/docs/secure/acl/token/mesh-gateway
+  [ConsulTokenRole.MESH_GATEWAY]: {
+    description: 'lambda-mesh: the mesh gateway (mesh:write, registers its own node and service, discovers services)',
+    rules: [
+      'mesh = "write"',
+      `service "${MESH_GATEWAY_SERVICE_NAME}" {`,
+      '  policy = "write"',
+      '}',
+      'service_prefix "" {',
+      '  policy = "read"',
+      '}',
+      'node_prefix "" {',
+      '  policy = "read"',
+      '}',
+      `node_prefix "${MESH_GATEWAY_NODE_PREFIX}" {`,
+      '  policy = "write"',
+      '}',
+      'agent_prefix "" {',
+      '  policy = "read"',
+      '}',
+    ].join('\n'),
+  },
+};

@@ -1,0 +1,66 @@
+import { Stack, type StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { type Construct } from 'constructs';
+import { LambdaMeshError } from '../constructs/core';
+import { ConsulServerCluster, MeshGateway } from '../constructs/consul';
+import { type IMesh } from '../constructs/mesh';
+import { type IMeshNetwork } from '../constructs/network';
+import { ConfigError, type ControlPlaneConfig } from './config';
+
+/**
+ * Properties of the {@link ControlPlaneStack}.
+ */
+export interface ControlPlaneStackProps extends StackProps {
+  /** The mesh model. */
+  readonly mesh: IMesh;
+  /** The network, from the network stack. */
+  readonly network: IMeshNetwork;
+  /** The control plane section of the environment config. */
+  readonly config: ControlPlaneConfig;
+  /** Where the config came from, for error messages. */
+  readonly configSource: string;
+}
+
+/** Construct props, by the config field that sets them. */
+const FIELDS: Record<string, string> = {
+  size: 'controlPlane.servers',
+  devMode: 'controlPlane.devMode',
+  consulVersion: 'controlPlane.consulVersion',
+  instanceType: 'controlPlane.instanceType',
+  desiredCount: 'controlPlane.gatewayTasks',
+};
+
+/**
+ * The environment's Consul control plane: the server cluster and the mesh gateway.
+ */
+export class ControlPlaneStack extends Stack {
+  public readonly cluster: ConsulServerCluster;
+  public readonly gateway: MeshGateway;
+
+  constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
+    super(scope, id, props);
+    const c = props.config;
+    try {
+      this.cluster = new ConsulServerCluster(this, 'Consul', {
+        mesh: props.mesh,
+        network: props.network,
+        ...(c.servers !== undefined ? { size: c.servers } : {}),
+        ...(c.devMode !== undefined ? { devMode: c.devMode && (c.servers ?? 3) === 1 } : {}),
+        ...(c.consulVersion !== undefined ? { consulVersion: c.consulVersion } : {}),
+        ...(c.instanceType !== undefined ? { instanceType: new ec2.InstanceType(c.instanceType) } : {}),
+      });
+      this.gateway = new MeshGateway(this, 'MeshGateway', {
+        cluster: this.cluster,
+        network: props.network,
+        ...(c.gatewayTasks !== undefined ? { desiredCount: c.gatewayTasks } : {}),
+        ...(c.devMode !== undefined ? { devMode: c.devMode } : {}),
+      });
+    } catch (e) {
+      // A bad value from the config: name the config field, not only the construct prop.
+      if (LambdaMeshError.isLambdaMeshError(e) && FIELDS[e.field] !== undefined) {
+        throw new ConfigError({ file: props.configSource, field: FIELDS[e.field], given: e.given, expected: e.expected }, e);
+      }
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,605 @@
+import * as crypto from 'crypto';
+import * as http from 'http';
+import { builtinModules } from 'module';
+import type { AddressInfo } from 'net';
+import * as os from 'os';
+import * as path from 'path';
+import * as esbuild from 'esbuild';
+import { handler, type OnEventRequest } from '../../../constructs/consul/private/secrets-handler';
+import { createServerCertificate } from '../../../constructs/consul/private/secrets-handler/x509';
+
+const REGION = 'us-east-1';
+const ACCESS_KEY_ID = 'AKIDSTANDINEXAMPLE';
+const arn = (name: string): string => `arn:aws:secretsmanager:${REGION}:123456789012:secret:consul/${name}-AbCdEf`;
+
+const SECRETS = {
+  GossipKey: arn('gossip-key'),
+  CaCertificate: arn('ca-certificate'),
+  CaPrivateKey: arn('ca-private-key'),
+  ServerCertificate: arn('server-certificate'),
+  ManagementToken: arn('management-token'),
+  AgentToken: arn('agent-token'),
+};
+const SCOPED = {
+  'intentions-writer': arn('token-intentions-writer'),
+  'identity-registrar': arn('token-identity-registrar'),
+  'mesh-gateway': arn('token-mesh-gateway'),
+};
+const EXTRA_TOKEN = arn('token-new-role');
+const ALL_ARNS = [...Object.values(SECRETS), ...Object.values(SCOPED), EXTRA_TOKEN];
+
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+// ---------------------------------------------------------------------------------------------------------------
+// A local stand-in of Secrets Manager: the AWS JSON 1.1 protocol (POST /, X-Amz-Target, JSON bodies, `__type`
+// errors with HTTP 400) for the two operations the handler calls, with the documented semantics: an empty secret has
+// no AWSCURRENT version, PutSecretValue adds a version and moves AWSCURRENT to it, ClientRequestToken is idempotent.
+// @see https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
+// @see https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
+// ---------------------------------------------------------------------------------------------------------------
+
+interface RecordedRequest {
+  readonly target: string;
+  readonly authorization: string;
+  readonly amzDate: string | undefined;
+  readonly contentType: string | undefined;
+  readonly body: { readonly SecretId?: string; readonly SecretString?: string; readonly ClientRequestToken?: string };
+}
+
+interface Fault {
+  readonly operation: 'GetSecretValue' | 'PutSecretValue';
+  readonly secretArn: string;
+  readonly type: string;
+  readonly message: string;
+}
+
+class SecretsManagerStandIn {
+  public readonly requests: RecordedRequest[] = [];
+  /** Every SecretString ever stored, to check that none of them leaks into logs or errors. */
+  public readonly everStored: string[] = [];
+  public faults: Fault[] = [];
+  private secrets = new Map<string, { versions: Map<string, string>; current?: string }>();
+  private readonly server = http.createServer((req, res) => this.serve(req, res));
+
+  public async start(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  public async stop(): Promise<void> {
+    // The SDK keeps connections alive: close them, or the server never finishes closing.
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Forgets everything and creates `arns` as empty secrets, as the stack does before the custom resource runs. */
+  public reset(arns: readonly string[]): void {
+    this.secrets = new Map(arns.map((a) => [a, { versions: new Map<string, string>() }]));
+    this.requests.length = 0;
+    this.everStored.length = 0;
+    this.faults = [];
+  }
+
+  public deleteSecret(secretArn: string): void {
+    this.secrets.delete(secretArn);
+  }
+
+  /** Sets a value directly (what an operator or an earlier deployment left), bypassing the API. */
+  public setValue(secretArn: string, value: string): void {
+    const secret = this.secrets.get(secretArn)!;
+    const versionId = crypto.randomUUID();
+    secret.versions.set(versionId, value);
+    secret.current = versionId;
+    this.everStored.push(value);
+  }
+
+  /** Removes the AWSCURRENT value, as if the secret had been created empty. */
+  public clearValue(secretArn: string): void {
+    this.secrets.set(secretArn, { versions: new Map<string, string>() });
+  }
+
+  public value(secretArn: string): string | undefined {
+    const secret = this.secrets.get(secretArn);
+    return secret?.current === undefined ? undefined : secret.versions.get(secret.current);
+  }
+
+  public json(secretArn: string): Record<string, string> {
+    const v = this.value(secretArn);
+    if (v === undefined) {
+      throw new Error(`${secretArn} has no value`);
+    }
+    return JSON.parse(v) as Record<string, string>;
+  }
+
+  public snapshot(): Record<string, string | undefined> {
+    return Object.fromEntries([...this.secrets.keys()].map((k) => [k, this.value(k)]));
+  }
+
+  /** The SecretIds of the PutSecretValue calls received so far. */
+  public puts(): string[] {
+    return this.requests.filter((r) => r.target === 'secretsmanager.PutSecretValue').map((r) => r.body.SecretId!);
+  }
+
+  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as RecordedRequest['body'];
+      const target = String(req.headers['x-amz-target'] ?? '');
+      this.requests.push({
+        target,
+        authorization: String(req.headers.authorization ?? ''),
+        amzDate: req.headers['x-amz-date'] as string | undefined,
+        contentType: req.headers['content-type'],
+        body,
+      });
+      const reply = (status: number, payload: object): void => {
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': crypto.randomUUID() });
+        res.end(JSON.stringify(payload));
+      };
+      const error = (type: string, message: string): void => reply(400, { __type: type, message });
+
+      const operation = target.replace(/^secretsmanager\./, '');
+      const fault = this.faults.find((f) => f.operation === operation && f.secretArn === body.SecretId);
+      if (fault) {
+        return error(fault.type, fault.message);
+      }
+      const secretArn = body.SecretId ?? '';
+      const secret = this.secrets.get(secretArn);
+      const name = secretArn.split(':secret:')[1] ?? secretArn;
+      switch (target) {
+        case 'secretsmanager.GetSecretValue': {
+          if (!secret) {
+            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+          }
+          if (secret.current === undefined) {
+            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT");
+          }
+          return reply(200, {
+            ARN: secretArn,
+            Name: name,
+            VersionId: secret.current,
+            SecretString: secret.versions.get(secret.current),
+            VersionStages: ['AWSCURRENT'],
+            CreatedDate: Date.now() / 1000,
+          });
+        }
+        case 'secretsmanager.PutSecretValue': {
+          if (!secret) {
+            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+          }
+          if (typeof body.SecretString !== 'string') {
+            return error('InvalidParameterException', 'You must provide either SecretString or SecretBinary.');
+          }
+          const versionId = body.ClientRequestToken ?? crypto.randomUUID();
+          const existing = secret.versions.get(versionId);
+          if (existing !== undefined && existing !== body.SecretString) {
+            return error('ResourceExistsException', 'You can’t modify an existing version, you can only create a new version.');
+          }
+          secret.versions.set(versionId, body.SecretString);
+          secret.current = versionId;
+          this.everStored.push(body.SecretString);
+          return reply(200, { ARN: secretArn, Name: name, VersionId: versionId, VersionStages: ['AWSCURRENT'] });
+        }
+        default:
+          return error('UnknownOperationException', `the stand-in does not implement ${target}`);
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Events.
+// ---------------------------------------------------------------------------------------------------------------
+
+function properties(overrides: { Datacenter?: string; ScopedTokens?: Record<string, string> } = {}): Record<string, unknown> {
+  return {
+    // The Provider framework passes its ServiceToken among the properties: the handler ignores it.
+    ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:provider-framework-onEvent',
+    Datacenter: overrides.Datacenter ?? 'dc1',
+    ServerCertificateValidityDays: '365',
+    Secrets: SECRETS,
+    ScopedTokens: overrides.ScopedTokens ?? SCOPED,
+  };
+}
+
+const common = {
+  RequestId: 'b6c2b4e1-0000-4000-8000-000000000000',
+  StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/consul/00000000-0000-0000-0000-000000000000',
+  LogicalResourceId: 'Secrets',
+  ResourceType: 'Custom::ConsulSecrets',
+  ResponseURL: 'https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x',
+};
+const create = (props = properties()): OnEventRequest => ({ ...common, RequestType: 'Create', ResourceProperties: props });
+const update = (props: Record<string, unknown>, old = properties(), physicalResourceId = 'consul-secrets'): OnEventRequest => ({
+  ...common,
+  RequestType: 'Update',
+  PhysicalResourceId: physicalResourceId,
+  ResourceProperties: props,
+  OldResourceProperties: old,
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 protocol)', () => {
+  const standIn = new SecretsManagerStandIn();
+  const logged: string[] = [];
+  const errors: string[] = [];
+  const savedEnv = { ...process.env };
+
+  beforeAll(async () => {
+    const endpoint = await standIn.start();
+    // The SDK's own resolution, as in Lambda: the service-specific endpoint variable, static credentials from the
+    // environment, the region. Shared config files are pointed away so a developer's ~/.aws cannot interfere.
+    const nowhere = path.join(os.tmpdir(), 'no-such-aws-config');
+    for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_DEFAULT_REGION']) {
+      delete process.env[name];
+    }
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint,
+      AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
+      AWS_REGION: REGION,
+      AWS_CONFIG_FILE: nowhere,
+      AWS_SHARED_CREDENTIALS_FILE: nowhere,
+      // Tests run on Node 20 (the project's floor); the function runs on nodejs22.x, where the SDK does not warn.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
+  });
+
+  afterAll(async () => {
+    process.env = savedEnv;
+    await standIn.stop();
+  });
+
+  beforeEach(() => {
+    standIn.reset(ALL_ARNS);
+    logged.length = 0;
+    errors.length = 0;
+    const capture = (...args: unknown[]): void => {
+      logged.push(args.map(String).join(' '));
+    };
+    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
+      jest.spyOn(console, method).mockImplementation(capture);
+    }
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+    // Every test, not only the dedicated one: no stored value may appear in any log line or error message.
+    expectNoSecretIn([...logged, ...errors].join('\n'));
+  });
+
+  /** Runs the handler and records the message of any error it throws, for the leak check. */
+  async function run(event: OnEventRequest): ReturnType<typeof handler> {
+    try {
+      return await handler(event);
+    } catch (e) {
+      errors.push(e instanceof Error ? `${e.message} ${String(e.cause)}` : String(e));
+      throw e;
+    }
+  }
+
+  function expectNoSecretIn(text: string): void {
+    expect(text).not.toMatch(/-----BEGIN|PRIVATE KEY/);
+    for (const stored of standIn.everStored) {
+      expect(text).not.toContain(stored);
+      const parsed = tryJson(stored);
+      for (const value of parsed ? Object.values(parsed) : [stored]) {
+        expect(text).not.toContain(value);
+        // A PEM's first line of base64 would give away a logged key even without its armour.
+        const firstBase64Line = /-----\n([A-Za-z0-9+/=]{64})/.exec(value)?.[1];
+        if (firstBase64Line) {
+          expect(text).not.toContain(firstBase64Line);
+        }
+      }
+    }
+  }
+
+  function tryJson(text: string): Record<string, string> | undefined {
+    try {
+      return JSON.parse(text) as Record<string, string>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  const logEntries = (): Array<Record<string, string>> => logged.map((l) => JSON.parse(l) as Record<string, string>);
+
+  test('Create writes the 6 cluster secrets and every scoped token with exactly the documented JSON keys', async () => {
+    const response = await run(create());
+
+    const keys = (a: string): string[] => Object.keys(standIn.json(a)).sort();
+    expect(keys(SECRETS.GossipKey)).toEqual(['GossipKey']);
+    expect(keys(SECRETS.CaCertificate)).toEqual(['CertificatePem']);
+    expect(keys(SECRETS.CaPrivateKey)).toEqual(['PrivateKeyPem']);
+    expect(keys(SECRETS.ServerCertificate)).toEqual(['CertificatePem', 'PrivateKeyPem']);
+    for (const token of [SECRETS.ManagementToken, SECRETS.AgentToken, ...Object.values(SCOPED)]) {
+      expect(keys(token)).toEqual(['AccessorID', 'SecretID']);
+    }
+    expect(standIn.puts().sort()).toEqual([...Object.values(SECRETS), ...Object.values(SCOPED)].sort());
+    expect(standIn.value(EXTRA_TOKEN)).toBeUndefined();
+
+    const caCert = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    expect(response).toEqual({ PhysicalResourceId: 'consul-secrets', Data: { CaFingerprintSha256: caCert.fingerprint256 } });
+    expect(response.Data?.CaFingerprintSha256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  });
+
+  test('the gossip key is 32 random bytes in base64; tokens are distinct UUID v4s', async () => {
+    await run(create());
+    expect(Buffer.from(standIn.json(SECRETS.GossipKey).GossipKey, 'base64')).toHaveLength(32);
+    const ids = [SECRETS.ManagementToken, SECRETS.AgentToken, ...Object.values(SCOPED)].flatMap((a) => {
+      const token = standIn.json(a);
+      return [token.AccessorID, token.SecretID];
+    });
+    for (const id of ids) {
+      expect(id).toMatch(UUID_V4);
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  test('the stored server certificate verifies against the stored CA and matches its stored key', async () => {
+    await run(create());
+    const caCert = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    const caKey = crypto.createPrivateKey(standIn.json(SECRETS.CaPrivateKey).PrivateKeyPem);
+    const server = standIn.json(SECRETS.ServerCertificate);
+    const cert = new crypto.X509Certificate(server.CertificatePem);
+    expect(standIn.json(SECRETS.CaPrivateKey).PrivateKeyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/); // PKCS#8
+    expect(caCert.ca).toBe(true);
+    expect(caCert.subject).toBe('CN=lambda-mesh Consul CA dc1');
+    expect(caCert.checkPrivateKey(caKey)).toBe(true);
+    expect(cert.verify(caCert.publicKey)).toBe(true);
+    expect(cert.checkIssued(caCert)).toBe(true);
+    expect(cert.checkHost('server.dc1.consul')).toBe('server.dc1.consul');
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(cert.subjectAltName).toBe('DNS:server.dc1.consul, DNS:localhost, IP Address:127.0.0.1');
+    expect(cert.checkPrivateKey(crypto.createPrivateKey(server.PrivateKeyPem))).toBe(true);
+    const days = (Date.parse(cert.validTo) - Date.now()) / (24 * 3600 * 1000);
+    expect(Math.round(days)).toBe(365);
+  });
+
+  test('requests reach AWS_ENDPOINT_URL_SECRETS_MANAGER, SigV4-signed for secretsmanager in us-east-1', async () => {
+    await run(create());
+    expect(standIn.requests.length).toBeGreaterThan(0);
+    for (const request of standIn.requests) {
+      expect(request.authorization).toMatch(
+        new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY_ID}/\\d{8}/${REGION}/secretsmanager/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
+      );
+      expect(request.amzDate).toMatch(/^\d{8}T\d{6}Z$/);
+      expect(request.contentType).toBe('application/x-amz-json-1.1');
+      expect(request.target).toMatch(/^secretsmanager\.(GetSecretValue|PutSecretValue)$/);
+    }
+    // The SDK fills ClientRequestToken (an idempotency token), so its own retries of a Put do not add versions.
+    for (const put of standIn.requests.filter((r) => r.target === 'secretsmanager.PutSecretValue')) {
+      expect(put.body.ClientRequestToken).toMatch(UUID_V4);
+    }
+  });
+
+  test('logs one JSON line per secret: generated with a reason, then kept', async () => {
+    await run(create());
+    const entries = logEntries();
+    expect(entries).toHaveLength(Object.keys(SECRETS).length + Object.keys(SCOPED).length);
+    expect(entries).toContainEqual({ action: 'generated', item: 'ServerCertificate', secretArn: SECRETS.ServerCertificate, reason: 'no value yet' });
+    expect(entries).toContainEqual({ action: 'generated', item: 'ScopedToken:mesh-gateway', secretArn: SCOPED['mesh-gateway'], reason: 'no value yet' });
+    // The CA key goes first: a run interrupted after it is completed by the next one (see the test below).
+    expect(entries.slice(0, 3).map((e) => e.item)).toEqual(['CaPrivateKey', 'CaCertificate', 'ServerCertificate']);
+
+    logged.length = 0;
+    await run(create());
+    expect(logEntries().every((e) => e.action === 'kept')).toBe(true);
+  });
+
+  test('a retried Create changes nothing', async () => {
+    const first = await run(create());
+    const before = standIn.snapshot();
+    standIn.requests.length = 0;
+
+    const second = await run(create());
+    expect(standIn.puts()).toEqual([]);
+    expect(standIn.snapshot()).toEqual(before);
+    expect(second).toEqual(first);
+  });
+
+  test('Update with the same Datacenter changes nothing and keeps the PhysicalResourceId', async () => {
+    const created = await run(create());
+    const before = standIn.snapshot();
+    standIn.requests.length = 0;
+
+    const updated = await run(update(properties(), properties(), 'consul-secrets-from-an-older-version'));
+    expect(standIn.puts()).toEqual([]);
+    expect(standIn.snapshot()).toEqual(before);
+    expect(updated).toEqual({ PhysicalResourceId: 'consul-secrets-from-an-older-version', Data: created.Data });
+  });
+
+  test('Update with a new Datacenter reissues only the server certificate, signed by the same CA', async () => {
+    await run(create());
+    const before = standIn.snapshot();
+    standIn.requests.length = 0;
+
+    const updated = await run(update(properties({ Datacenter: 'dc2' })));
+    expect(standIn.puts()).toEqual([SECRETS.ServerCertificate]);
+    expect(standIn.snapshot()).toEqual({ ...before, [SECRETS.ServerCertificate]: standIn.value(SECRETS.ServerCertificate) });
+    expect(standIn.value(SECRETS.ServerCertificate)).not.toEqual(before[SECRETS.ServerCertificate]);
+
+    const caCert = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    const cert = new crypto.X509Certificate(standIn.json(SECRETS.ServerCertificate).CertificatePem);
+    expect(cert.verify(caCert.publicKey)).toBe(true);
+    expect(cert.subject).toBe('CN=server.dc2.consul');
+    expect(cert.checkHost('server.dc2.consul')).toBe('server.dc2.consul');
+    expect(cert.checkHost('server.dc1.consul')).toBeUndefined();
+    expect(updated.PhysicalResourceId).toBe('consul-secrets');
+    expect(updated.Data?.CaFingerprintSha256).toBe(caCert.fingerprint256);
+    expect(logEntries()).toContainEqual(expect.objectContaining({ action: 'reissued', item: 'ServerCertificate', reason: expect.stringMatching(/server\.dc2\.consul/) }));
+  });
+
+  test('Update adding a scoped token writes only it; a removed one is left alone', async () => {
+    await run(create());
+    const before = standIn.snapshot();
+    standIn.requests.length = 0;
+
+    const withoutMeshGateway = Object.fromEntries(Object.entries(SCOPED).filter(([role]) => role !== 'mesh-gateway'));
+    await run(update(properties({ ScopedTokens: { ...withoutMeshGateway, 'new-role': EXTRA_TOKEN } })));
+    expect(standIn.puts()).toEqual([EXTRA_TOKEN]);
+    expect(Object.keys(standIn.json(EXTRA_TOKEN)).sort()).toEqual(['AccessorID', 'SecretID']);
+    expect(standIn.requests.some((r) => r.body.SecretId === SCOPED['mesh-gateway'])).toBe(false);
+    expect(standIn.snapshot()).toEqual({ ...before, [EXTRA_TOKEN]: standIn.value(EXTRA_TOKEN) });
+  });
+
+  test('Update reissues a server certificate that expires within 30 days, with the same CA', async () => {
+    await run(create());
+    const ca = { certificatePem: standIn.json(SECRETS.CaCertificate).CertificatePem, privateKeyPem: standIn.json(SECRETS.CaPrivateKey).PrivateKeyPem };
+    const expiring = createServerCertificate({ ca, commonName: 'server.dc1.consul', dnsNames: ['server.dc1.consul', 'localhost'], ipAddresses: ['127.0.0.1'], validityDays: 20 });
+    standIn.setValue(SECRETS.ServerCertificate, JSON.stringify({ CertificatePem: expiring.certificatePem, PrivateKeyPem: expiring.privateKeyPem }));
+    standIn.requests.length = 0;
+
+    await run(update(properties()));
+    expect(standIn.puts()).toEqual([SECRETS.ServerCertificate]);
+    const cert = new crypto.X509Certificate(standIn.json(SECRETS.ServerCertificate).CertificatePem);
+    expect(Date.parse(cert.validTo) - Date.now()).toBeGreaterThan(300 * 24 * 3600 * 1000);
+    expect(cert.verify(new crypto.X509Certificate(ca.certificatePem).publicKey)).toBe(true);
+    expect(logEntries()).toContainEqual(expect.objectContaining({ action: 'reissued', reason: expect.stringMatching(/within 30 days/) }));
+  });
+
+  test('replaces values that are not in the documented format (e.g. a password CloudFormation generated)', async () => {
+    standIn.setValue(SECRETS.GossipKey, 'Xk8#generated-by-GenerateSecretString');
+    standIn.setValue(SECRETS.AgentToken, JSON.stringify({ AccessorID: 'not-a-uuid', SecretID: 'also-not-a-uuid' }));
+    standIn.setValue(SECRETS.ServerCertificate, '{"CertificatePem":"placeholder"}');
+    await run(create());
+    expect(standIn.json(SECRETS.ServerCertificate).CertificatePem).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(logEntries()).toContainEqual({
+      action: 'reissued',
+      item: 'ServerCertificate',
+      secretArn: SECRETS.ServerCertificate,
+      reason: 'existing value is not in the expected format',
+    });
+    expect(Buffer.from(standIn.json(SECRETS.GossipKey).GossipKey, 'base64')).toHaveLength(32);
+    expect(standIn.json(SECRETS.AgentToken).AccessorID).toMatch(UUID_V4);
+    expect(logEntries()).toContainEqual({ action: 'generated', item: 'GossipKey', secretArn: SECRETS.GossipKey, reason: 'existing value is not in the expected format' });
+  });
+
+  test('keeps hand-set values that are in the documented format', async () => {
+    const token = JSON.stringify({ AccessorID: '00000000-0000-1000-8000-000000000001', SecretID: '00000000-0000-1000-8000-000000000002' });
+    standIn.setValue(SECRETS.ManagementToken, token);
+    await run(create());
+    expect(standIn.value(SECRETS.ManagementToken)).toBe(token);
+    expect(standIn.puts()).not.toContain(SECRETS.ManagementToken);
+  });
+
+  test('completes an interrupted CA: a stored CA key without a certificate gets a certificate for the same key', async () => {
+    await run(create());
+    const serverBefore = standIn.value(SECRETS.ServerCertificate);
+    const oldCa = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    standIn.clearValue(SECRETS.CaCertificate);
+    standIn.requests.length = 0;
+
+    await run(create());
+    expect(standIn.puts()).toEqual([SECRETS.CaCertificate]);
+    const newCa = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    expect(newCa.publicKey.export({ format: 'jwk' })).toEqual(oldCa.publicKey.export({ format: 'jwk' }));
+    // The server certificate is kept, and chains to the new CA certificate.
+    expect(standIn.value(SECRETS.ServerCertificate)).toBe(serverBefore);
+    const cert = new crypto.X509Certificate(standIn.json(SECRETS.ServerCertificate).CertificatePem);
+    expect(cert.checkIssued(newCa)).toBe(true);
+    expect(cert.verify(newCa.publicKey)).toBe(true);
+  });
+
+  test('a new CA key (the old one lost) also reissues the server certificate', async () => {
+    await run(create());
+    standIn.clearValue(SECRETS.CaPrivateKey);
+    standIn.requests.length = 0;
+
+    await run(create());
+    expect(standIn.puts()).toEqual([SECRETS.CaPrivateKey, SECRETS.CaCertificate, SECRETS.ServerCertificate]);
+    const caCert = new crypto.X509Certificate(standIn.json(SECRETS.CaCertificate).CertificatePem);
+    const cert = new crypto.X509Certificate(standIn.json(SECRETS.ServerCertificate).CertificatePem);
+    expect(cert.verify(caCert.publicKey)).toBe(true);
+    expect(logEntries()).toContainEqual(expect.objectContaining({ action: 'reissued', item: 'ServerCertificate', reason: 'not signed by the current CA' }));
+  });
+
+  test('Delete calls nothing and returns the PhysicalResourceId', async () => {
+    await run(create());
+    standIn.requests.length = 0;
+    const before = standIn.snapshot();
+    const response = await run({ ...common, RequestType: 'Delete', PhysicalResourceId: 'consul-secrets', ResourceProperties: properties() });
+    expect(response).toEqual({ PhysicalResourceId: 'consul-secrets' });
+    expect(standIn.requests).toEqual([]);
+    expect(standIn.snapshot()).toEqual(before);
+  });
+
+  test('fails when PutSecretValue is denied, naming the item, the operation and the secret ARN', async () => {
+    standIn.faults = [
+      {
+        operation: 'PutSecretValue',
+        secretArn: SECRETS.AgentToken,
+        type: 'AccessDeniedException',
+        message: `User: arn:aws:sts::123456789012:assumed-role/handler/fn is not authorized to perform: secretsmanager:PutSecretValue on resource: ${SECRETS.AgentToken} because no identity-based policy allows the secretsmanager:PutSecretValue action`,
+      },
+    ];
+    await expect(run(create())).rejects.toThrow(
+      `AgentToken: PutSecretValue on ${SECRETS.AgentToken} failed: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/handler/fn is not authorized`,
+    );
+  });
+
+  test('fails when GetSecretValue is denied (KMS decrypt not allowed), naming the secret ARN', async () => {
+    standIn.faults = [{ operation: 'GetSecretValue', secretArn: SECRETS.CaPrivateKey, type: 'AccessDeniedException', message: 'Access to KMS is not allowed' }];
+    await expect(run(create())).rejects.toThrow(`CaPrivateKey: GetSecretValue on ${SECRETS.CaPrivateKey} failed: AccessDeniedException: Access to KMS is not allowed`);
+    expect(standIn.puts()).toEqual([]);
+  });
+
+  test('fails when a secret does not exist, naming its ARN', async () => {
+    standIn.deleteSecret(SECRETS.GossipKey);
+    await expect(run(create())).rejects.toThrow(`GossipKey: PutSecretValue on ${SECRETS.GossipKey} failed: ResourceNotFoundException: Secrets Manager can't find the specified secret.`);
+  });
+
+  test('fails when the properties are invalid, before calling Secrets Manager', async () => {
+    await expect(run(create({ ...properties(), Datacenter: 'DC_1' }))).rejects.toThrow(/Datacenter must be a DNS-1123 label .*"DC_1"/);
+    await expect(run(create({ ...properties(), ServerCertificateValidityDays: '0' }))).rejects.toThrow(/ServerCertificateValidityDays must be a whole number of days from 1 to 3650, got "0"/);
+    await expect(run(create({ ...properties(), Secrets: { ...SECRETS, AgentToken: 'agent-token' } }))).rejects.toThrow(/Secrets.AgentToken must be a Secrets Manager secret ARN, got "agent-token"/);
+    await expect(run(create(properties({ ScopedTokens: { 'mesh-gateway': SECRETS.AgentToken } })))).rejects.toThrow(
+      /AgentToken and ScopedTokens.mesh-gateway are the same secret/,
+    );
+    expect(standIn.requests).toEqual([]);
+  });
+
+  test('never logs a secret value (console output captured over Create, Updates and a failure)', async () => {
+    standIn.setValue(SECRETS.GossipKey, 'Xk8#generated-by-GenerateSecretString');
+    await run(create());
+    await run(update(properties({ Datacenter: 'dc2', ScopedTokens: { ...SCOPED, 'new-role': EXTRA_TOKEN } })));
+    standIn.faults = [{ operation: 'PutSecretValue', secretArn: SECRETS.ServerCertificate, type: 'AccessDeniedException', message: 'denied' }];
+    await expect(run(update(properties({ Datacenter: 'dc3' })))).rejects.toThrow(/ServerCertificate: PutSecretValue/);
+
+    expect(logged.length).toBeGreaterThan(10);
+    for (const entry of logEntries()) {
+      expect(Object.keys(entry).every((k) => ['action', 'item', 'secretArn', 'reason', 'requestType'].includes(k))).toBe(true);
+    }
+    const text = [...logged, ...errors].join('\n');
+    expectNoSecretIn(text);
+    // Spelled out, for the reader: no PEM, no SecretID, no gossip key.
+    expect(text).not.toContain(standIn.json(SECRETS.ManagementToken).SecretID);
+    expect(text).not.toContain(standIn.json(SECRETS.GossipKey).GossipKey);
+    expect(text).not.toContain('-----BEGIN');
+  });
+});
+
+describe('secrets handler bundle', () => {
+  test('esbuild bundles it for nodejs22.x with only @aws-sdk/* (the runtime SDK) and Node built-ins external', async () => {
+    const result = await esbuild.build({
+      entryPoints: [path.join(__dirname, '../../../constructs/consul/private/secrets-handler/index.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node22',
+      format: 'cjs',
+      external: ['@aws-sdk/*'],
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const [output] = Object.values(result.metafile.outputs);
+    const externals = output.imports.filter((i) => i.external).map((i) => i.path);
+    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+    expect(externals.filter((p) => !p.startsWith('@aws-sdk/') && !builtins.has(p))).toEqual([]);
+    expect(externals).toContain('@aws-sdk/client-secrets-manager');
+    // No aws-cdk-lib or other library got pulled in: the handler and its x509 module only.
+    expect(Object.keys(output.inputs).sort()).toEqual(['constructs/consul/private/secrets-handler/index.ts', 'constructs/consul/private/secrets-handler/x509.ts']);
+  });
+});
