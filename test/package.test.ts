@@ -49,8 +49,9 @@ describe('npm package', () => {
     expect(unexpected).toEqual([]);
   });
 
-  test('a separate CDK app installs it and the README example compiles and synthesizes against it', () => {
-    const app = path.join(work, 'consumer');
+  /** A consumer app with the tarball installed and its peer dependencies linked (no esbuild, no Docker). */
+  function consumer(name: string): string {
+    const app = path.join(work, name);
     const pkg = path.join(app, 'node_modules', 'lambda-mesh');
     fs.mkdirSync(pkg, { recursive: true });
     execFileSync('tar', ['xzf', tarball, '--strip-components=1', '-C', pkg]);
@@ -58,18 +59,47 @@ describe('npm package', () => {
       fs.mkdirSync(path.dirname(path.join(app, 'node_modules', dep)), { recursive: true });
       fs.symlinkSync(path.join(root, 'node_modules', dep), path.join(app, 'node_modules', dep), 'dir');
     }
-    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, dependencies: { 'lambda-mesh': `file:${tarball}` } }));
-    fs.writeFileSync(path.join(app, 'app.ts'), readmeExample());
+    return app;
+  }
 
-    // Type-check against the package's declarations only (no path mapping into this checkout).
+  function compileAndRun(app: string, source: string): string {
+    fs.writeFileSync(path.join(app, 'app.ts'), source);
     execFileSync(path.join(root, 'node_modules', '.bin', 'tsc'), [
       '--strict', '--esModuleInterop', '--skipLibCheck', '--module', 'commonjs', '--target', 'es2022',
       '--moduleResolution', 'node', '--types', 'node', '--outDir', 'out', 'app.ts',
     ], { cwd: app, stdio: 'pipe' });
-    const resolved = execFileSync('node', ['-p', "require.resolve('lambda-mesh')"], { cwd: app, encoding: 'utf8' }).trim();
-    expect(resolved).toBe(path.join(pkg, 'build', 'constructs', 'index.js'));
+    return execFileSync('node', [path.join('out', 'app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, CDK_OUTDIR: path.join(app, 'cdk.out') } });
+  }
 
-    execFileSync('node', [path.join('out', 'app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, CDK_OUTDIR: path.join(app, 'cdk.out') } });
+  test('the Consul control plane synthesizes from the package with its handler pre-bundled (no esbuild, no Docker)', () => {
+    expect(files).toContain('build/handlers/consul-secrets/index.js');
+    const app = consumer('control-plane');
+    compileAndRun(app, [
+      "import { App, Stack } from 'aws-cdk-lib';",
+      "import { ConsulServerCluster, Mesh, MeshGateway, MeshNetwork } from 'lambda-mesh';",
+      'const app = new App();',
+      "const stack = new Stack(app, 'ControlPlane');",
+      "const network = new MeshNetwork(stack, 'Network');",
+      "const cluster = new ConsulServerCluster(stack, 'Consul', { mesh: new Mesh(stack, 'Mesh'), network });",
+      "new MeshGateway(stack, 'Gateway', { cluster, network });",
+      'app.synth();',
+    ].join('\n'));
+    expect(() => execFileSync('node', ['-e', "require.resolve('esbuild')"], { cwd: app, stdio: 'pipe' })).toThrow();
+    const out = path.join(app, 'cdk.out');
+    const handler = fs.readdirSync(out).filter((d) => d.startsWith('asset.')).map((d) => path.join(out, d, 'index.js')).find((f) => fs.existsSync(f) && fs.readFileSync(f, 'utf8').includes('PutSecretValue'));
+    expect(handler).toBeDefined();
+    const template = JSON.parse(fs.readFileSync(path.join(out, 'ControlPlane.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
+    const types = Object.values(template.Resources).map((r) => r.Type);
+    expect(types).toEqual(expect.arrayContaining(['AWS::AutoScaling::AutoScalingGroup', 'Custom::ConsulSecrets', 'AWS::ECS::Service']));
+  }, 120_000);
+
+  test('a separate CDK app installs it and the README example compiles and synthesizes against it', () => {
+    const app = consumer('readme');
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, dependencies: { 'lambda-mesh': `file:${tarball}` } }));
+    compileAndRun(app, readmeExample());
+    // Types came from the package's declarations, and the code from its build (no path into this checkout).
+    const resolved = execFileSync('node', ['-p', "require.resolve('lambda-mesh')"], { cwd: app, encoding: 'utf8' }).trim();
+    expect(resolved).toBe(path.join(app, 'node_modules', 'lambda-mesh', 'build', 'constructs', 'index.js'));
     const templates = fs.readdirSync(path.join(app, 'cdk.out')).filter((f) => f.endsWith('.template.json'));
     expect(templates.length).toBeGreaterThan(0);
     const resources = templates.flatMap((t) => Object.values((JSON.parse(fs.readFileSync(path.join(app, 'cdk.out', t), 'utf8')) as { Resources: Record<string, { Type: string }> }).Resources));

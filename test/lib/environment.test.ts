@@ -2,10 +2,11 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Template } from 'aws-cdk-lib/assertions';
-import { DEFAULT_CONFIG, type EnvironmentConfig } from '../../lib/config';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig } from '../../lib/config';
 import { MeshEnvironment } from '../../lib/environment';
 import { formatFindings, newTestApp, validateCloudFormation } from '../harness';
+import { thrownBy } from '../util';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -54,6 +55,35 @@ describe('MeshEnvironment', () => {
   test('the whole environment matches its snapshot (asset hashes normalised)', () => {
     const { env } = environment();
     expect(Object.fromEntries(env.stacks.map((s) => [s.stackName, Template.fromStack(s).toJSON()]))).toMatchSnapshot();
+  });
+
+  test('the control plane follows the config: servers, version, instance type, gateway tasks', () => {
+    const { env } = environment({ ...DEFAULT_CONFIG, controlPlane: { servers: 5, consulVersion: '1.20.6', instanceType: 'm7i.xlarge', gatewayTasks: 3 } });
+    const t = Template.fromStack(env.controlPlaneStack);
+    t.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', { MinSize: '5', MaxSize: '5' });
+    t.hasResourceProperties('AWS::EC2::LaunchTemplate', { LaunchTemplateData: { InstanceType: 'm7i.xlarge' } });
+    t.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 3 });
+    expect(env.controlPlaneStack.cluster.consulVersion).toBe('1.20.6');
+  });
+
+  test('devMode: one server and one gateway task, each with a warning', () => {
+    const { env } = environment({ ...DEFAULT_CONFIG, controlPlane: { servers: 1, devMode: true, gatewayTasks: 1 } });
+    const warnings = Annotations.fromStack(env.controlPlaneStack).findWarning('*', Match.anyValue()).map((w) => JSON.stringify(w.entry.data));
+    expect(warnings.some((w) => w.includes('single Consul server'))).toBe(true);
+    expect(warnings.some((w) => w.toLowerCase().includes('gateway'))).toBe(true);
+  });
+
+  test.each([
+    [{ servers: 2 }, 'controlPlane.servers', '2', /3 or 5 servers/],
+    [{ servers: 1 }, 'controlPlane.servers', '1', /a single server needs devMode: true/],
+    [{ consulVersion: '1.15.2' }, 'controlPlane.consulVersion', '"1.15.2"', /1\.16\.0 or newer/],
+    [{ gatewayTasks: 1 }, 'controlPlane.gatewayTasks', '1', /at least 2 tasks, so the gateway survives the loss of a task or a zone/],
+  ])('fails when controlPlane is %j, naming the config field', (controlPlane, field, given, expected) => {
+    const err = thrownBy(() => environment({ ...DEFAULT_CONFIG, controlPlane }), (e): e is ConfigError => ConfigError.isConfigError(e));
+    expect(err.file).toBe('(embedded default)');
+    expect(err.field).toBe(field);
+    expect(err.given).toBe(given);
+    expect(err.expected).toMatch(expected);
   });
 
   test('writeKubernetes replaces the output directory whole', () => {
