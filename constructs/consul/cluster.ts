@@ -16,7 +16,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { type Construct } from 'constructs';
-import { describeValue, LambdaMeshError } from '../core/errors';
+import { throwInvalid } from '../core/errors';
 import { handlerCode } from '../core/private/handler-code';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { Acknowledgements } from '../core/validation';
@@ -193,9 +193,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
 
   constructor(scope: Construct, id: string, props: ConsulServerClusterProps) {
     super(scope, id);
-    const fail = (field: string, given: unknown, expected: string): never => {
-      throw new LambdaMeshError({ location: this.node.path, field, given: describeValue(given), expected });
-    };
+    const fail = (field: string, given: unknown, expected: string): never => throwInvalid(this, field, given, expected);
     if (!props.network) {
       fail('network', props.network, 'the mesh network (a MeshNetwork or MeshNetwork.fromMeshNetworkAttributes): the servers run in its server subnets');
     }

@@ -6,7 +6,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct, type IConstruct } from 'constructs';
-import { describeValue, LambdaMeshError } from '../core/errors';
+import { describeValue, throwInvalid } from '../core/errors';
 import { DNS_1123_LABEL } from '../core/names';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { Acknowledgements } from '../core/validation';
@@ -98,10 +98,10 @@ export class MeshGatewayImage {
   public static fromDigest(repository: string, digest: string): MeshGatewayImage {
     return new MeshGatewayImage((scope, field) => {
       if (!Token.isUnresolved(repository) && !REPOSITORY.test(repository)) {
-        fail(scope, field, repository, 'an image repository without tag or digest, such as "public.ecr.aws/hashicorp/consul-dataplane"');
+        throwInvalid(scope, field, repository, 'an image repository without tag or digest, such as "public.ecr.aws/hashicorp/consul-dataplane"');
       }
       if (!Token.isUnresolved(digest) && !DIGEST.test(digest)) {
-        fail(scope, field, digest, 'a digest "sha256:" followed by 64 lower-case hex digits');
+        throwInvalid(scope, field, digest, 'a digest "sha256:" followed by 64 lower-case hex digits');
       }
       const imageName = `${repository}@${digest}`;
       const ecrRepository = Token.isUnresolved(repository) ? undefined : privateEcrRepository(scope, `${field}Repository`, repository);
@@ -122,7 +122,7 @@ export class MeshGatewayImage {
   public static fromEcrRepository(repository: ecr.IRepository, tagOrDigest: string): MeshGatewayImage {
     return new MeshGatewayImage((scope, field) => {
       if (!Token.isUnresolved(tagOrDigest) && !TAG.test(tagOrDigest) && !DIGEST.test(tagOrDigest)) {
-        fail(scope, field, tagOrDigest, 'an image tag or a digest "sha256:" followed by 64 lower-case hex digits');
+        throwInvalid(scope, field, tagOrDigest, 'an image tag or a digest "sha256:" followed by 64 lower-case hex digits');
       }
       const containerImage = ecs.ContainerImage.fromEcrRepository(repository, tagOrDigest);
       return { containerImage, imageName: containerImage.imageName, needsInternet: false };
@@ -132,7 +132,7 @@ export class MeshGatewayImage {
   private static publicVersion(repository: string, version: string): MeshGatewayImage {
     return new MeshGatewayImage((scope, field) => {
       if (!Token.isUnresolved(version) && !VERSION.test(version)) {
-        fail(scope, field, version, 'a version MAJOR.MINOR.PATCH such as "1.8.10" (no "v", no "latest")');
+        throwInvalid(scope, field, version, 'a version MAJOR.MINOR.PATCH such as "1.8.10" (no "v", no "latest")');
       }
       const imageName = `${repository}:${version}`;
       return { containerImage: ecs.ContainerImage.fromRegistry(imageName), imageName, needsInternet: true };
@@ -288,17 +288,17 @@ export class MeshGateway extends Resource implements IMeshGateway {
     const devMode = props.devMode ?? false;
     if (!Token.isUnresolved(desiredCount)) {
       if (!Number.isInteger(desiredCount) || desiredCount < 1) {
-        fail(this, 'desiredCount', desiredCount, 'a whole number of tasks, at least 2 (at least 1 with devMode)');
+        throwInvalid(this, 'desiredCount', desiredCount, 'a whole number of tasks, at least 2 (at least 1 with devMode)');
       }
       if (desiredCount < 2 && !devMode) {
-        fail(this, 'desiredCount', desiredCount, 'at least 2 tasks, so the gateway survives the loss of a task or a zone (set devMode: true to allow 1)');
+        throwInvalid(this, 'desiredCount', desiredCount, 'at least 2 tasks, so the gateway survives the loss of a task or a zone (set devMode: true to allow 1)');
       }
     }
     if (devMode) {
       Annotations.of(this).addWarningV2('lambda-mesh:mesh-gateway:devMode', `devMode is on: the mesh gateway runs ${describeValue(desiredCount)} task(s); with fewer than 2, every deployment or task failure cuts the functions off from the mesh. Do not use devMode in production.`);
     }
     if (!Token.isUnresolved(cluster.datacenter) && !DNS_1123_LABEL.test(cluster.datacenter)) {
-      fail(this, 'cluster.datacenter', cluster.datacenter, 'a DNS-1123 label (it names the gateway node and the servers\' TLS name)');
+      throwInvalid(this, 'cluster.datacenter', cluster.datacenter, 'a DNS-1123 label (it names the gateway node and the servers\' TLS name)');
     }
 
     const dataplaneImage = (props.dataplaneImage ?? MeshGatewayImage.dataplane()).bind(this, 'dataplaneImage');
@@ -306,7 +306,7 @@ export class MeshGateway extends Resource implements IMeshGateway {
     if (!network.serverEgress) {
       for (const [field, image] of [['dataplaneImage', dataplaneImage], ['consulImage', consulImage]] as const) {
         if (image.needsInternet) {
-          fail(this, field, image.imageName, 'an image the server subnets can pull without a NAT path (network.serverEgress is false): one in your own ECR, e.g. MeshGatewayImage.fromEcrRepository(repository, \'sha256:...\')');
+          throwInvalid(this, field, image.imageName, 'an image the server subnets can pull without a NAT path (network.serverEgress is false): one in your own ECR, e.g. MeshGatewayImage.fromEcrRepository(repository, \'sha256:...\')');
         }
       }
     }
@@ -314,7 +314,7 @@ export class MeshGateway extends Resource implements IMeshGateway {
     const cpu = props.cpu ?? 512;
     const memoryLimitMiB = props.memoryLimitMiB ?? 1024;
     if (!Token.isUnresolved(memoryLimitMiB) && (!Number.isInteger(memoryLimitMiB) || memoryLimitMiB < 512)) {
-      fail(this, 'memoryLimitMiB', memoryLimitMiB, 'a Fargate task memory size in MiB, at least 512');
+      throwInvalid(this, 'memoryLimitMiB', memoryLimitMiB, 'a Fargate task memory size in MiB, at least 512');
     }
 
     // --- Network: security groups, the load balancer ---------------------------------------------------------
@@ -533,7 +533,7 @@ export class MeshGateway extends Resource implements IMeshGateway {
       cidrs = subnets.map((s) => s.ipv4CidrBlock);
     } catch {
       // Imported subnets without a CIDR block throw on read.
-      return fail(this, 'network.serviceSubnets', subnets.map((s) => s.subnetId), 'subnets whose IPv4 CIDR blocks are known (import them with ipv4CidrBlock), so the gateway can be allowed to reach them');
+      return throwInvalid(this, 'network.serviceSubnets', subnets.map((s) => s.subnetId), 'subnets whose IPv4 CIDR blocks are known (import them with ipv4CidrBlock), so the gateway can be allowed to reach them');
     }
     for (const cidr of new Set(cidrs)) {
       this.allowServiceTraffic(ec2.Peer.ipv4(cidr), port);
@@ -571,10 +571,6 @@ function privateEcrRepository(scope: Construct, id: string, repository: string):
 
 function ecrImage(image: MeshGatewayImageConfig): boolean {
   return image.containerImage instanceof ecs.EcrImage;
-}
-
-function fail(scope: IConstruct, field: string, given: unknown, expected: string): never {
-  throw new LambdaMeshError({ location: scope.node.path, field, given: describeValue(given), expected });
 }
 
 /**

@@ -1,3 +1,5 @@
+import type { IConstruct } from 'constructs';
+
 /**
  * Details of a {@link LambdaMeshError}: where the bad input was found, and what was wrong with it.
  */
@@ -55,6 +57,14 @@ export class LambdaMeshError extends Error implements LambdaMeshErrorDetails {
 }
 
 const LAMBDA_MESH_ERROR_SYMBOL = Symbol.for('lambda-mesh.LambdaMeshError');
+
+/**
+ * Throws the {@link LambdaMeshError} for a bad prop of `scope`: its construct path, the field, the given value
+ * rendered with {@link describeValue}, and what was expected. Internal to the library (not exported by the index).
+ */
+export function throwInvalid(scope: IConstruct, field: string, given: unknown, expected: string): never {
+  throw new LambdaMeshError({ location: scope.node.path, field, given: describeValue(given), expected });
+}
 
 /**
  * Renders a given value for an error message: strings quoted, everything else as JSON.

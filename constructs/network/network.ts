@@ -3,7 +3,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct, type IConstruct } from 'constructs';
-import { describeValue, LambdaMeshError } from '../core/errors';
+import { throwInvalid } from '../core/errors';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { Acknowledgements } from '../core/validation';
 
@@ -197,9 +197,7 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
   constructor(scope: Construct, id: string, props: MeshNetworkProps = {}) {
     super(scope, id);
     this.serverEgress = props.serverEgress ?? true;
-    const fail = (field: string, given: unknown, expected: string): never => {
-      throw new LambdaMeshError({ location: this.node.path, field, given: describeValue(given), expected });
-    };
+    const fail = (field: string, given: unknown, expected: string): never => throwInvalid(this, field, given, expected);
 
     const maxAzs = props.maxAzs ?? 3;
     if (!Token.isUnresolved(maxAzs) && (!Number.isInteger(maxAzs) || maxAzs < 2 || maxAzs > 3)) {

@@ -1,6 +1,7 @@
 import { type ConsulAgentConfig, CONSUL_PATHS, awsRetryJoin, serverAgentConfig } from '../../../constructs/consul/private/agent-config';
 import { type ServerBootInputs } from '../../../constructs/consul/private/boot-inputs';
 import { ConsulPorts } from '../../../constructs/consul/types';
+import { sampleBootInputs } from './fixtures';
 
 /**
  * Every key path lambda-mesh writes to a server's configuration, as Consul documents it. A key the agent does not
@@ -52,23 +53,9 @@ function undocumentedKeys(config: unknown): string[] {
   return keyPaths(config).filter((path) => !DOCUMENTED_KEY_PATHS.includes(path) && !DOCUMENTED_KEY_PATHS.includes(path.replace(/\.[^.]+$/, '.*')));
 }
 
+/** The shared sample inputs, with a short auto-join tag value. */
 function inputs(overrides: Partial<ServerBootInputs> = {}): ServerBootInputs {
-  const arn = (name: string): string => `arn:aws:secretsmanager:eu-west-1:123456789012:secret:lambda-mesh/consul/${name}-AbCdEf`;
-  return {
-    datacenter: 'dc1',
-    consulVersion: '1.21.7',
-    packageSource: { kind: 'hashicorp-repository' },
-    serverCount: 3,
-    retryJoinTag: { key: 'lambda-mesh:consul-cluster', value: 'prod' },
-    region: 'eu-west-1',
-    secrets: { gossipKey: arn('gossip'), caCertificate: arn('ca'), serverCertificate: arn('server'), managementToken: arn('management'), agentToken: arn('agent') },
-    scopedTokens: [],
-    snapshot: { bucket: 'snapshots', prefix: 'consul/', schedule: 'hourly' },
-    cloudWatch: { logGroupName: '/lambda-mesh/consul', metricNamespace: 'LambdaMesh/Consul', clusterName: 'prod' },
-    signal: { stackName: 'Stack', resourceLogicalId: 'Servers' },
-    healthyTimeoutSeconds: 600,
-    ...overrides,
-  };
+  return sampleBootInputs({ retryJoinTag: { key: 'lambda-mesh:consul-cluster', value: 'prod' }, ...overrides });
 }
 
 /** The configuration as Consul reads it: through JSON. */
