@@ -283,6 +283,12 @@ export class MeshGateway extends Resource implements IMeshGateway {
   constructor(scope: Construct, id: string, props: MeshGatewayProps) {
     super(scope, id);
     const { cluster, network } = props;
+    if (!network) {
+      throwInvalid(this, 'network', network, 'the mesh network (a MeshNetwork or MeshNetwork.fromMeshNetworkAttributes): the gateway runs in its server subnets and only its function security group may reach it');
+    }
+    if (!cluster) {
+      throwInvalid(this, 'cluster', cluster, 'the Consul server cluster the gateway registers with (a ConsulServerCluster or ConsulServerCluster.fromConsulClusterAttributes)');
+    }
 
     const desiredCount = props.desiredCount ?? 2;
     const devMode = props.devMode ?? false;

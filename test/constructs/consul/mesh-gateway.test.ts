@@ -552,6 +552,19 @@ describe('MeshGateway', () => {
   });
 
   describe('bad input', () => {
+    test('fails when the mesh gateway has no network', () => {
+      const f = fixture();
+      const err = failure(() => new MeshGateway(f.stack, 'Gateway', { cluster: f.cluster, network: undefined as unknown as MeshNetwork }));
+      expect(err).toMatchObject({ location: 'Mesh/Gateway', field: 'network', given: '(missing)' });
+      expect(err.expected).toMatch(/the mesh network .*server subnets/);
+    });
+
+    test('fails when the mesh gateway has no cluster', () => {
+      const f = fixture();
+      const err = failure(() => new MeshGateway(f.stack, 'Gateway', { cluster: undefined as unknown as FakeConsulCluster, network: f.network }));
+      expect(err).toMatchObject({ location: 'Mesh/Gateway', field: 'cluster', given: '(missing)' });
+    });
+
     test.each([[1], [0], [2.5]])('fails when desiredCount is %s without devMode', (desiredCount) => {
       const err = failure(() => gatewayStack({ desiredCount }));
       expect(err).toMatchObject({ location: 'Mesh/Gateway', field: 'desiredCount', given: String(desiredCount) });
