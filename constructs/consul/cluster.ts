@@ -1,3 +1,4 @@
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -512,9 +513,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
 
     // The server library carries no deployment value: ship it as an asset, so the user data stays far below
     // EC2's 16 KB and holds only this deployment's values.
-    const libraryDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-consul-lib-'));
-    fs.writeFileSync(path.join(libraryDir, 'consul-server-lib.sh'), consulServerLibrary());
-    const library = new s3assets.Asset(this, 'ServerLibrary', { path: path.join(libraryDir, 'consul-server-lib.sh') });
+    const library = new s3assets.Asset(this, 'ServerLibrary', { path: stageLibrary(consulServerLibrary()) });
     role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [library.bucket.arnForObjects(library.s3ObjectKey)] }));
 
     const inputs: ServerBootInputs = {
@@ -582,4 +581,20 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
     this.connections.allowFrom(peer, ec2.Port.tcp(ConsulPorts.HTTPS), `${description}: HTTPS API`);
     this.connections.allowFrom(peer, ec2.Port.tcp(ConsulPorts.GRPC_TLS), `${description}: gRPC with TLS`);
   }
+}
+
+/**
+ * Writes the server library where an asset can take it from: one file per content (named by its SHA-256), so
+ * repeated synths reuse it instead of leaving a temporary directory each.
+ */
+function stageLibrary(content: string): string {
+  const digest = createHash('sha256').update(content).digest('hex');
+  const file = path.join(os.tmpdir(), `lambda-mesh-consul-lib-${digest}`, 'consul-server-lib.sh');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(`${file}.${process.pid}`, content);
+    // Rename is atomic: a concurrent synth never reads half a file.
+    fs.renameSync(`${file}.${process.pid}`, file);
+  }
+  return file;
 }
