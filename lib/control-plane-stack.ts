@@ -40,6 +40,16 @@ export class ControlPlaneStack extends Stack {
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
     const c = props.config;
+    if (!props.network.serverEgress) {
+      // The environment installs Consul from HashiCorp's repository; an S3 mirror (ConsulPackage.fromBucket) and
+      // private gateway images are construct options the config does not offer yet.
+      throw new ConfigError({
+        file: props.configSource,
+        field: 'network.serverEgress',
+        given: 'false',
+        expected: 'true (or leave it out): the environment installs Consul from HashiCorp\'s repository and pulls the gateway from ECR Public; without egress, build the control plane from the constructs with ConsulPackage.fromBucket and MeshGatewayImage.fromEcrRepository',
+      });
+    }
     try {
       this.cluster = new ConsulServerCluster(this, 'Consul', {
         mesh: props.mesh,

@@ -243,7 +243,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
       const s = new secretsmanager.Secret(this, secretId, { description: `${description} (Consul ${this.datacenter}, written at deploy time)`, encryptionKey: key, removalPolicy });
       // Created empty: the generator writes the only value it ever holds (no placeholder password).
       (s.node.defaultChild as secretsmanager.CfnSecret).addPropertyDeletionOverride('GenerateSecretString');
-      Acknowledgements.awsSolutions(s, 'SMG4', 'Consul credentials are not rotated by a Secrets Manager rotation Lambda: the gossip key is rotated with `consul keyring`, certificates are reissued by the secrets custom resource, tokens with `consul acl token update` (procedures in the consul module README).');
+      Acknowledgements.awsSolutions(s, 'SMG4', 'Consul credentials are not rotated by a Secrets Manager rotation Lambda: the gossip key is rotated with `consul keyring`, certificates are reissued by the secrets custom resource, tokens by a new secret value and a server replacement (Consul cannot change a token\'s SecretID in place); procedures in the consul module README.');
       return s;
     };
     const gossipKey = secret('GossipKey', 'Gossip encryption key');

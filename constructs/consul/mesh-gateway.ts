@@ -492,6 +492,10 @@ export class MeshGateway extends Resource implements IMeshGateway {
       healthCheckGracePeriod: Duration.seconds(60),
       propagateTags: ecs.PropagatedTagSource.SERVICE,
     });
+    // The tasks register with the servers and read their tokens at start: a cluster created in the same deploy
+    // must have signalled (servers joined, ACLs bootstrapped, secrets written) before the service starts, or
+    // the deployment circuit breaker would roll the first deploy back.
+    this.service.node.addDependency(cluster);
 
     const listener = loadBalancer.addListener('Mesh', { port: ConsulPorts.MESH_GATEWAY, protocol: elbv2.Protocol.TCP });
     const targetGroup = listener.addTargets('Tasks', {

@@ -86,6 +86,22 @@ describe('MeshEnvironment', () => {
     expect(err.expected).toMatch(expected);
   });
 
+  test('fails when network.serverEgress is false (the config offers no package mirror yet)', () => {
+    const err = thrownBy(() => environment({ ...DEFAULT_CONFIG, network: { serverEgress: false } }), (e): e is ConfigError => ConfigError.isConfigError(e));
+    expect(err.field).toBe('network.serverEgress');
+    expect(err.given).toBe('false');
+    expect(err.expected).toMatch(/ConsulPackage\.fromBucket/);
+  });
+
+  test('the mesh gateway service starts only after the servers have signalled', () => {
+    const { env } = environment();
+    const t = Template.fromStack(env.controlPlaneStack);
+    const service = Object.values(t.findResources('AWS::ECS::Service'))[0] as { DependsOn?: string[] };
+    const asg = Object.keys(t.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
+    const secrets = Object.keys(t.findResources('Custom::ConsulSecrets'))[0];
+    expect(service.DependsOn).toEqual(expect.arrayContaining([asg, secrets]));
+  });
+
   test('writeKubernetes replaces the output directory whole', () => {
     const { env, dist } = environment();
     fs.mkdirSync(dist, { recursive: true });
