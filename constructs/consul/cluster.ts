@@ -10,7 +10,6 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
@@ -18,8 +17,8 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
-import { handlerCode } from '../core/private/handler-code';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { newVpcFunction } from '../core/private/vpc-function';
 import { Acknowledgements } from '../core/validation';
 import { type IMesh } from '../mesh';
 import { type IMeshNetwork } from '../network';
@@ -262,47 +261,14 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
 
     // The generator runs in the function subnets: Secrets Manager and KMS through the endpoints, its answer to
     // CloudFormation through the S3 gateway endpoint.
-    const generatorSg = new ec2.SecurityGroup(this, 'SecretsGeneratorSecurityGroup', {
-      vpc: props.network.vpc,
-      description: 'Consul secrets generator: HTTPS to the VPC endpoints and S3 only',
-      allowAllOutbound: false,
+    const { fn: generator, securityGroup: generatorSg } = newVpcFunction(this, 'SecretsGenerator', {
+      handler: 'consul-secrets',
+      network: props.network,
+      purpose: `Consul secrets generator of ${this.node.path}`,
+      logKey: key,
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
+      removalPolicy,
     });
-    // Called from this side, so both rules live in this stack: the network stack must not refer back to it.
-    generatorSg.connections.allowTo(props.network, ec2.Port.tcp(443), 'Consul secrets generator to the VPC endpoints');
-    generatorSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'The CloudFormation response URL (S3 via the gateway endpoint; the subnets have no other route out)');
-    const generatorLogs = new logs.LogGroup(this, 'SecretsGeneratorLogs', { retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR, encryptionKey: key, removalPolicy });
-    // Its own role rather than the AWS managed Lambda policies: logs to its own group only.
-    const generatorRole = new iam.Role(this, 'SecretsGeneratorRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Consul secrets generator of ${this.node.path}`,
-    });
-    generatorLogs.grantWrite(generatorRole);
-    const eniPolicy = new iam.Policy(this, 'SecretsGeneratorNetworkPolicy', {
-      statements: [new iam.PolicyStatement({
-        actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
-        resources: ['*'],
-      })],
-    });
-    generatorRole.attachInlinePolicy(eniPolicy);
-    Acknowledgements.awsSolutions(eniPolicy, 'IAM5[Resource::*]', 'Lambda manages the function\'s VPC network interfaces with these EC2 actions, which support no resource-level permissions (the same statement as AWSLambdaVPCAccessExecutionRole).');
-    const generator = new lambda.Function(this, 'SecretsGenerator', {
-      runtime: lambda.Runtime.NODEJS_24_X,
-      role: generatorRole,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
-      code: handlerCode('consul-secrets'),
-      description: `Generates the Consul secrets of ${this.node.path} at deploy time`,
-      timeout: Duration.minutes(2),
-      memorySize: 256,
-      vpc: props.network.vpc,
-      vpcSubnets: props.network.functionSubnets,
-      securityGroups: [generatorSg],
-      reservedConcurrentExecutions: 1,
-      logGroup: generatorLogs,
-    });
-    // The role's policies must exist before the VPC function is created and invoked.
-    generator.node.addDependency(eniPolicy);
-    Acknowledgements.guard(generator, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: the function is in the VPC (function subnets, its own security group); its subnet IDs come from the network stack as Fn::GetStackOutput references, which the rule cannot resolve.');
     // Exactly what the generator does: read and put values of these secrets, through Secrets Manager only.
     generator.addToRolePolicy(new iam.PolicyStatement({
       actions: ['secretsmanager:GetSecretValue', 'secretsmanager:PutSecretValue'],
