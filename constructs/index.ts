@@ -2,3 +2,4 @@ export * from './core';
 export * from './mesh';
 export * from './network';
 export * from './consul';
+export * from './intentions';

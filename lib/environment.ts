@@ -6,6 +6,7 @@ import { type Mesh } from '../constructs/mesh';
 import { type EnvironmentConfig } from './config';
 import { meshFromConfig } from './mesh-from-config';
 import { ControlPlaneStack } from './control-plane-stack';
+import { MeshStack } from './mesh-stack';
 import { NetworkStack } from './network-stack';
 
 /**
@@ -36,6 +37,8 @@ export class MeshEnvironment {
   public readonly networkStack: NetworkStack;
   /** The Consul control plane stack: servers and mesh gateway. */
   public readonly controlPlaneStack: ControlPlaneStack;
+  /** The mesh stack: function identities and intentions, applied to Consul at deploy time. */
+  public readonly meshStack: MeshStack;
   /** The cdk8s app holding the environment's Kubernetes charts. */
   public readonly kubernetes: cdk8s.App;
 
@@ -66,6 +69,14 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: Consul control plane (server cluster, mesh gateway)`,
     });
 
+    this.meshStack = new MeshStack(app, `${config.name}-mesh`, {
+      ...env,
+      mesh: this.mesh,
+      network: this.networkStack.network,
+      cluster: this.controlPlaneStack.cluster,
+      description: `lambda-mesh ${config.name}: identities and intentions, applied to Consul at deploy time`,
+    });
+
     this.kubernetesOutdir = path.resolve(props.kubernetesOutdir ?? 'dist');
     // Charts are synthesized next to the output and swapped in whole, so a failure never leaves half a dist/.
     this.stagingOutdir = `${this.kubernetesOutdir}.staging-${process.pid}`;
@@ -74,7 +85,7 @@ export class MeshEnvironment {
 
   /** The environment's CloudFormation stacks. */
   public get stacks(): Stack[] {
-    return [this.networkStack, this.controlPlaneStack];
+    return [this.networkStack, this.controlPlaneStack, this.meshStack];
   }
 
   /**

@@ -14,9 +14,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
+import { newAlarmTopic } from '../core/private/alarms';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { newVpcFunction } from '../core/private/vpc-function';
 import { Acknowledgements } from '../core/validation';
@@ -513,15 +514,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
     role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['cloudformation:SignalResource'], resources: [stack.stackId] }));
 
     // Quorum alarm -------------------------------------------------------------------------------------------
-    this.alarmTopic = props.alarmTopic ?? new sns.Topic(this, 'Alarms', { displayName: `Consul ${this.datacenter} alarms`, masterKey: key, enforceSSL: true });
-    if (props.alarmTopic === undefined) {
-      // CloudWatch publishes to the encrypted topic: it needs the key.
-      key.addToResourcePolicy(new iam.PolicyStatement({
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
-        resources: ['*'],
-      }));
-    }
+    this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this, 'Alarms', `Consul ${this.datacenter} alarms`, key);
     const quorum = Math.floor(this.size / 2) + 1;
     this.quorumAlarm = new cloudwatch.Alarm(this, 'QuorumAlarm', {
       alarmDescription: `Consul ${this.datacenter}: fewer healthy voting servers than a quorum (${quorum} of ${this.size}), or no leader reporting`,

@@ -135,16 +135,17 @@ const INTERFACE_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsSer
   ['EcrApi', ec2.InterfaceVpcEndpointAwsService.ECR],
   ['EcrDocker', ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER],
   ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
+  // Scheduled mesh functions (certificate rotation) publish metrics.
+  ['Monitoring', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING],
 ];
 
 /**
- * Without a NAT path, the servers also need these: auto-join (EC2), cfn-signal (CloudFormation), the health
- * metric (CloudWatch) and Session Manager's channels.
+ * Without a NAT path, the servers also need these: auto-join (EC2), cfn-signal (CloudFormation) and Session
+ * Manager's channels.
  */
 const SERVER_ONLY_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsService]> = [
   ['Ec2', ec2.InterfaceVpcEndpointAwsService.EC2],
   ['CloudFormation', ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION],
-  ['Monitoring', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING],
   ['SsmMessages', ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES],
   ['Ec2Messages', ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES],
 ];

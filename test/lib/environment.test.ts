@@ -35,7 +35,7 @@ describe('MeshEnvironment', () => {
 
   test('stacks are named after the environment and environment-agnostic by default', () => {
     const { env } = environment();
-    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network', 'lambda-mesh-dev-control-plane']);
+    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network', 'lambda-mesh-dev-control-plane', 'lambda-mesh-dev-mesh']);
     expect(env.networkStack.templateFile).toBe('lambda-mesh-dev-network.template.json');
     expect(env.networkStack.environment).toBe('aws://unknown-account/unknown-region');
   });

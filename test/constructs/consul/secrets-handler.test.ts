@@ -1,12 +1,11 @@
 import * as crypto from 'crypto';
-import * as http from 'http';
 import { builtinModules } from 'module';
-import type { AddressInfo } from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as esbuild from 'esbuild';
 import { handler, type OnEventRequest } from '../../../constructs/consul/private/secrets-handler';
 import { createServerCertificate } from '../../../constructs/consul/private/secrets-handler/x509';
+import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 
 const REGION = 'us-east-1';
 const ACCESS_KEY_ID = 'AKIDSTANDINEXAMPLE';
@@ -29,164 +28,6 @@ const EXTRA_TOKEN = arn('token-new-role');
 const ALL_ARNS = [...Object.values(SECRETS), ...Object.values(SCOPED), EXTRA_TOKEN];
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-// ---------------------------------------------------------------------------------------------------------------
-// A local stand-in of Secrets Manager: the AWS JSON 1.1 protocol (POST /, X-Amz-Target, JSON bodies, `__type`
-// errors with HTTP 400) for the two operations the handler calls, with the documented semantics: an empty secret has
-// no AWSCURRENT version, PutSecretValue adds a version and moves AWSCURRENT to it, ClientRequestToken is idempotent.
-// @see https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html
-// @see https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
-// ---------------------------------------------------------------------------------------------------------------
-
-interface RecordedRequest {
-  readonly target: string;
-  readonly authorization: string;
-  readonly amzDate: string | undefined;
-  readonly contentType: string | undefined;
-  readonly body: { readonly SecretId?: string; readonly SecretString?: string; readonly ClientRequestToken?: string };
-}
-
-interface Fault {
-  readonly operation: 'GetSecretValue' | 'PutSecretValue';
-  readonly secretArn: string;
-  readonly type: string;
-  readonly message: string;
-}
-
-class SecretsManagerStandIn {
-  public readonly requests: RecordedRequest[] = [];
-  /** Every SecretString ever stored, to check that none of them leaks into logs or errors. */
-  public readonly everStored: string[] = [];
-  public faults: Fault[] = [];
-  private secrets = new Map<string, { versions: Map<string, string>; current?: string }>();
-  private readonly server = http.createServer((req, res) => this.serve(req, res));
-
-  public async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  public async stop(): Promise<void> {
-    // The SDK keeps connections alive: close them, or the server never finishes closing.
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  /** Forgets everything and creates `arns` as empty secrets, as the stack does before the custom resource runs. */
-  public reset(arns: readonly string[]): void {
-    this.secrets = new Map(arns.map((a) => [a, { versions: new Map<string, string>() }]));
-    this.requests.length = 0;
-    this.everStored.length = 0;
-    this.faults = [];
-  }
-
-  public deleteSecret(secretArn: string): void {
-    this.secrets.delete(secretArn);
-  }
-
-  /** Sets a value directly (what an operator or an earlier deployment left), bypassing the API. */
-  public setValue(secretArn: string, value: string): void {
-    const secret = this.secrets.get(secretArn)!;
-    const versionId = crypto.randomUUID();
-    secret.versions.set(versionId, value);
-    secret.current = versionId;
-    this.everStored.push(value);
-  }
-
-  /** Removes the AWSCURRENT value, as if the secret had been created empty. */
-  public clearValue(secretArn: string): void {
-    this.secrets.set(secretArn, { versions: new Map<string, string>() });
-  }
-
-  public value(secretArn: string): string | undefined {
-    const secret = this.secrets.get(secretArn);
-    return secret?.current === undefined ? undefined : secret.versions.get(secret.current);
-  }
-
-  public json(secretArn: string): Record<string, string> {
-    const v = this.value(secretArn);
-    if (v === undefined) {
-      throw new Error(`${secretArn} has no value`);
-    }
-    return JSON.parse(v) as Record<string, string>;
-  }
-
-  public snapshot(): Record<string, string | undefined> {
-    return Object.fromEntries([...this.secrets.keys()].map((k) => [k, this.value(k)]));
-  }
-
-  /** The SecretIds of the PutSecretValue calls received so far. */
-  public puts(): string[] {
-    return this.requests.filter((r) => r.target === 'secretsmanager.PutSecretValue').map((r) => r.body.SecretId!);
-  }
-
-  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as RecordedRequest['body'];
-      const target = String(req.headers['x-amz-target'] ?? '');
-      this.requests.push({
-        target,
-        authorization: String(req.headers.authorization ?? ''),
-        amzDate: req.headers['x-amz-date'] as string | undefined,
-        contentType: req.headers['content-type'],
-        body,
-      });
-      const reply = (status: number, payload: object): void => {
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': crypto.randomUUID() });
-        res.end(JSON.stringify(payload));
-      };
-      const error = (type: string, message: string): void => reply(400, { __type: type, message });
-
-      const operation = target.replace(/^secretsmanager\./, '');
-      const fault = this.faults.find((f) => f.operation === operation && f.secretArn === body.SecretId);
-      if (fault) {
-        return error(fault.type, fault.message);
-      }
-      const secretArn = body.SecretId ?? '';
-      const secret = this.secrets.get(secretArn);
-      const name = secretArn.split(':secret:')[1] ?? secretArn;
-      switch (target) {
-        case 'secretsmanager.GetSecretValue': {
-          if (!secret) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
-          }
-          if (secret.current === undefined) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT");
-          }
-          return reply(200, {
-            ARN: secretArn,
-            Name: name,
-            VersionId: secret.current,
-            SecretString: secret.versions.get(secret.current),
-            VersionStages: ['AWSCURRENT'],
-            CreatedDate: Date.now() / 1000,
-          });
-        }
-        case 'secretsmanager.PutSecretValue': {
-          if (!secret) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
-          }
-          if (typeof body.SecretString !== 'string') {
-            return error('InvalidParameterException', 'You must provide either SecretString or SecretBinary.');
-          }
-          const versionId = body.ClientRequestToken ?? crypto.randomUUID();
-          const existing = secret.versions.get(versionId);
-          if (existing !== undefined && existing !== body.SecretString) {
-            return error('ResourceExistsException', 'You can’t modify an existing version, you can only create a new version.');
-          }
-          secret.versions.set(versionId, body.SecretString);
-          secret.current = versionId;
-          this.everStored.push(body.SecretString);
-          return reply(200, { ARN: secretArn, Name: name, VersionId: versionId, VersionStages: ['AWSCURRENT'] });
-        }
-        default:
-          return error('UnknownOperationException', `the stand-in does not implement ${target}`);
-      }
-    });
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Events.

@@ -55,13 +55,13 @@ describe('MeshNetwork', () => {
     Annotations.fromStack(stack).hasWarning('/Net/Network', Match.stringLikeRegexp('offers 2 availability zones, fewer than the 3 asked for'));
   });
 
-  test('the endpoints a private Lambda function needs: S3 gateway and 7 interface endpoints', () => {
+  test('the endpoints a private Lambda function needs: S3 gateway and 8 interface endpoints', () => {
     const { stack } = networkStack();
     const t = Template.fromStack(stack);
     t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Gateway' }, 1);
-    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface', PrivateDnsEnabled: true }, 7);
+    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface', PrivateDnsEnabled: true }, 8);
     const services = Object.values(t.findResources('AWS::EC2::VPCEndpoint')).map((r) => JSON.stringify(r.Properties.ServiceName));
-    for (const svc of ['.s3', '.ssm', '.secretsmanager', '.kms', '.sts', '.ecr.api', '.ecr.dkr', '.logs']) {
+    for (const svc of ['.s3', '.ssm', '.secretsmanager', '.kms', '.sts', '.ecr.api', '.ecr.dkr', '.logs', '.monitoring']) {
       expect(services.some((s) => s.includes(`"${svc}"`) || s.includes(`${svc}"`))).toBe(true);
     }
   });
@@ -191,7 +191,7 @@ describe('MeshNetwork', () => {
       const t = Template.fromStack(stack);
       t.resourceCountIs('AWS::EC2::VPC', 0);
       t.hasResourceProperties('AWS::EC2::FlowLog', { ResourceId: 'vpc-0a1b2c3d4e5f60718', ResourceType: 'VPC', TrafficType: 'ALL' });
-      t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 7);
+      t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 8);
       expect(network.vpc.selectSubnets(network.serverSubnets).subnetIds).toEqual(['subnet-0a1c3d4e5f607189', 'subnet-0a2c3d4e5f607189', 'subnet-0a3c3d4e5f607189']);
     });
 

@@ -1,0 +1,2 @@
+export * from './intentions';
+export * from './registrar';

@@ -1,0 +1,272 @@
+import { ArnFormat, CustomResource, Duration, Lazy, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { throwInvalid } from '../core/errors';
+import { newAlarmTopic } from '../core/private/alarms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { newVpcFunction } from '../core/private/vpc-function';
+import { Acknowledgements } from '../core/validation';
+import { ConsulTokenRole, type IConsulCluster } from '../consul/types';
+import { IdentityKind, type IMesh } from '../mesh';
+import { type IMeshNetwork } from '../network';
+import { grantConsulAccess } from './consul-access';
+
+/**
+ * SSM's parameter name limits: 1011 characters including the ARN prefix, 15 levels.
+ * @see https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html#systemsmanager-PutParameter-request-Name
+ */
+const SSM_MAX_NAME_WITH_ARN = 1011;
+const SSM_MAX_DEPTH = 15;
+/** The longest ARN prefix a parameter can get: `arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter`. */
+const SSM_ARN_PREFIX_MAX = 'arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter'.length;
+
+/** The CloudWatch namespace of the identity certificates' metrics. */
+const METRIC_NAMESPACE = 'LambdaMesh/Identities';
+
+/**
+ * Properties of {@link IdentityRegistrar}.
+ */
+export interface IdentityRegistrarProps {
+  /** The mesh whose function versions get identities. */
+  readonly mesh: IMesh;
+  /** The Consul servers (with the identity-registrar token). */
+  readonly cluster: IConsulCluster;
+  /** The network: the registrar and the rotation run in its function subnets. */
+  readonly network: IMeshNetwork;
+  /**
+   * The SSM parameter path under which each identity's certificate bundle is written, as
+   * `<prefix>/<partition>/<namespace>/<identity>`. It must start with `/`.
+   * @default '/lambda-mesh/<meshName>'
+   */
+  readonly parameterPrefix?: string;
+  /**
+   * The KMS key that encrypts the bundles (SecureString) and the logs. Mesh functions decrypt with it.
+   * @default - a new key
+   */
+  readonly key?: kms.IKey;
+  /**
+   * How often the rotation checks every identity's certificate (it reissues one with less than half its lifetime left).
+   * @default Duration.hours(1)
+   */
+  readonly rotationCheckInterval?: Duration;
+  /**
+   * Alarm when an identity's certificate expires sooner than this.
+   * @default Duration.hours(24)
+   */
+  readonly expiryAlarmThreshold?: Duration;
+  /**
+   * Where the alarms are sent.
+   * @default - a new KMS-encrypted topic
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * How long the functions' logs are kept.
+   * @default logs.RetentionDays.ONE_YEAR
+   */
+  readonly logRetention?: logs.RetentionDays;
+  /**
+   * What happens to the key and logs when the stack is deleted.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * Defines the identities of the mesh's function versions in Consul, and keeps their certificates fresh.
+ *
+ * At deploy time a custom resource registers every function version (`model-a-v1`, ...) as a service of an
+ * external node in Consul's catalog, fetches the CA roots and a leaf certificate for it, and writes the bundle to
+ * SSM Parameter Store as a SecureString in the format of HashiCorp's Lambda registrator
+ * (`{"privateKeyPEM","certPEM","rootCertPEM","trustDomain","peers"}` at `<prefix>/<partition>/<namespace>/<identity>`),
+ * where the function's extension reads it. Every deploy rewrites every bundle (unlike a sync that skips registered
+ * functions, whose leaf certificates then expire). A scheduled function reissues every certificate before half
+ * its lifetime, always rewrites SSM, and publishes the time to the nearest expiry, with an alarm.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/lambda/registration/automate
+ */
+export class IdentityRegistrar extends Construct {
+  /** The key that encrypts the bundles. */
+  public readonly key: kms.IKey;
+  /** The parameter path prefix of the bundles. */
+  public readonly parameterPrefix: string;
+  /** The scheduled rotation function. */
+  public readonly rotationFunction: lambda.IFunction;
+  /** In alarm when an identity certificate expires within the threshold, or the rotation reports nothing. */
+  public readonly expiryAlarm: cloudwatch.Alarm;
+  /** In alarm when a rotation run fails for any identity. */
+  public readonly rotationErrorsAlarm: cloudwatch.Alarm;
+  /** Where the alarms are sent. */
+  public readonly alarmTopic: sns.ITopic;
+
+  private readonly mesh: IMesh;
+
+  constructor(scope: Construct, id: string, props: IdentityRegistrarProps) {
+    super(scope, id);
+    this.mesh = props.mesh;
+    const stack = Stack.of(this);
+    this.parameterPrefix = props.parameterPrefix ?? `/lambda-mesh/${props.mesh.meshName}`;
+    if (!Token.isUnresolved(this.parameterPrefix) && !/^(\/[A-Za-z0-9_.-]+)+$/.test(this.parameterPrefix)) {
+      throwInvalid(this, 'parameterPrefix', this.parameterPrefix, "an SSM parameter path such as '/lambda-mesh/prod' (starts with '/', letters, digits, '_', '.', '-', no trailing '/')");
+    }
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
+    const key = props.key ?? newMeshKey(this, 'Key', `Encrypts the identity bundles and logs of mesh ${props.mesh.meshName}`, removalPolicy);
+    if (!props.key) {
+      allowCloudWatchLogs(key);
+    }
+    this.key = key;
+    // SSM's limits, checked at synth for every identity (versions may be added after this construct).
+    this.node.addValidation({
+      validate: () => props.mesh.graph().identities
+        .filter((i) => i.kind === IdentityKind.FUNCTION_VERSION)
+        .flatMap((i) => {
+          const name = this.parameterName(i.name);
+          const problems: string[] = [];
+          if (name.length + SSM_ARN_PREFIX_MAX > SSM_MAX_NAME_WITH_ARN) {
+            problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${name.length} characters), expected at most ${SSM_MAX_NAME_WITH_ARN - SSM_ARN_PREFIX_MAX} characters (SSM allows ${SSM_MAX_NAME_WITH_ARN} including the ARN prefix): shorten parameterPrefix or the identity`);
+          }
+          const depth = name.split('/').length - 1;
+          if (depth > SSM_MAX_DEPTH) {
+            problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${depth} levels), expected at most ${SSM_MAX_DEPTH} levels: use a shorter parameterPrefix path`);
+          }
+          return problems;
+        }),
+    });
+    const parameters = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${this.parameterPrefix.slice(1)}/*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const identities = Lazy.string({
+      produce: () => JSON.stringify(props.mesh.graph().identities
+        .filter((i) => i.kind === IdentityKind.FUNCTION_VERSION)
+        .map((i) => ({ name: i.name, functionName: i.functionName, version: i.version }))),
+    });
+    const bundleAccess = (fn: lambda.Function, actions: string[]): void => {
+      const policy = new iam.Policy(fn, 'BundlePolicy', {
+        statements: [
+          new iam.PolicyStatement({ actions, resources: [parameters] }),
+          new iam.PolicyStatement({
+            actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+            resources: [key.keyArn],
+            conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
+          }),
+        ],
+      });
+      fn.role!.attachInlinePolicy(policy);
+      Acknowledgements.awsSolutions(policy, `IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${this.parameterPrefix}/*]`, 'The bundles live under the mesh\'s parameter path, one per function version; versions come and go with deploys, so the path is the scope.');
+    };
+
+    // Registration, at deploy time --------------------------------------------------------------------------
+    const registrar = newVpcFunction(this, 'Registrar', {
+      handler: 'identity-registrar',
+      network: props.network,
+      purpose: `Registers the function identities of mesh ${props.mesh.meshName} in Consul`,
+      logKey: key,
+      logRetention,
+      removalPolicy,
+      timeout: Duration.minutes(10),
+    });
+    grantConsulAccess(registrar.fn, registrar.securityGroup, props.cluster, ConsulTokenRole.IDENTITY_REGISTRAR);
+    bundleAccess(registrar.fn, ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']);
+    const resource = new CustomResource(this, 'Resource', {
+      serviceToken: registrar.fn.functionArn,
+      resourceType: 'Custom::MeshIdentities',
+      properties: {
+        Identities: identities,
+        ParameterPrefix: this.parameterPrefix,
+        Partition: props.mesh.partition,
+        Namespace: props.mesh.namespace,
+        Datacenter: props.mesh.datacenter,
+        KmsKeyId: key.keyArn,
+        NodeName: `lambda-mesh-functions-${props.mesh.meshName}`,
+      },
+    });
+    resource.node.addDependency(registrar.securityGroup, registrar.fn.role!, props.cluster);
+
+    // Rotation, on a schedule --------------------------------------------------------------------------------
+    const checkInterval = props.rotationCheckInterval ?? Duration.hours(1);
+    const rotation = newVpcFunction(this, 'Rotation', {
+      handler: 'certificate-rotation',
+      network: props.network,
+      purpose: `Reissues the identity certificates of mesh ${props.mesh.meshName} before half their lifetime`,
+      logKey: key,
+      logRetention,
+      removalPolicy,
+      timeout: Duration.minutes(10),
+      environment: {
+        PARAMETER_PREFIX: this.parameterPrefix,
+        PARTITION: props.mesh.partition,
+        NAMESPACE: props.mesh.namespace,
+        KMS_KEY_ID: key.keyArn,
+        IDENTITIES: Lazy.string({ produce: () => JSON.stringify(props.mesh.graph().identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION).map((i) => i.name)) }),
+        METRIC_NAMESPACE,
+        MESH_NAME: props.mesh.meshName,
+      },
+    });
+    grantConsulAccess(rotation.fn, rotation.securityGroup, props.cluster, ConsulTokenRole.IDENTITY_REGISTRAR);
+    bundleAccess(rotation.fn, ['ssm:PutParameter', 'ssm:GetParameter']);
+    const metricsPolicy = new iam.Policy(rotation.fn, 'MetricsPolicy', {
+      // PutMetricData has no resource-level permissions; the namespace condition scopes it.
+      statements: [new iam.PolicyStatement({ actions: ['cloudwatch:PutMetricData'], resources: ['*'], conditions: { StringEquals: { 'cloudwatch:namespace': METRIC_NAMESPACE } } })],
+    });
+    rotation.fn.role!.attachInlinePolicy(metricsPolicy);
+    Acknowledgements.awsSolutions(metricsPolicy, 'IAM5[Resource::*]', 'cloudwatch:PutMetricData supports no resource-level permissions; the namespace condition scopes it to LambdaMesh/Identities.');
+    new events.Rule(this, 'RotationSchedule', {
+      description: `Checks the identity certificates of mesh ${props.mesh.meshName}`,
+      schedule: events.Schedule.rate(checkInterval),
+      targets: [new targets.LambdaFunction(rotation.fn, { retryAttempts: 2 })],
+    });
+    this.rotationFunction = rotation.fn;
+
+    // Alarms -------------------------------------------------------------------------------------------------
+    this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this, 'Alarms', `Mesh ${props.mesh.meshName} identity alarms`, key);
+    const threshold = props.expiryAlarmThreshold ?? Duration.hours(24);
+    this.expiryAlarm = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
+      alarmDescription: `Mesh ${props.mesh.meshName}: an identity certificate expires within ${threshold.toHumanString()}, or the rotation stopped reporting`,
+      metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'SecondsToExpiry', dimensionsMap: { MeshName: props.mesh.meshName }, statistic: 'Minimum', period: checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval }),
+      threshold: threshold.toSeconds(),
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      // No data means the rotation did not run or found nothing to measure: both need a look.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.rotationErrorsAlarm = new cloudwatch.Alarm(this, 'RotationErrorsAlarm', {
+      alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation failed for at least one identity`,
+      metric: rotation.fn.metricErrors({ period: checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval, statistic: 'Sum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [this.expiryAlarm, this.rotationErrorsAlarm]) {
+      alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+      alarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
+    }
+  }
+
+  /** The SSM parameter name of an identity's bundle: `<prefix>/<partition>/<namespace>/<identity>`. */
+  public parameterName(identity: string): string {
+    return `${this.parameterPrefix}/${this.mesh.partition}/${this.mesh.namespace}/${identity}`;
+  }
+
+  /**
+   * Lets `grantee` (a mesh function's role) read exactly one identity's bundle and decrypt it, and nothing else.
+   */
+  public grantReadIdentity(grantee: iam.IGrantable, identity: string): iam.Grant {
+    const stack = Stack.of(this);
+    const arn = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: this.parameterName(identity).slice(1), arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const grant = iam.Grant.addToPrincipal({ grantee, actions: ['ssm:GetParameter'], resourceArns: [arn] });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:Decrypt'],
+      resourceArns: [this.key.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com`, 'kms:EncryptionContext:PARAMETER_ARN': arn } },
+    });
+    return grant;
+  }
+}
