@@ -1,4 +1,5 @@
 import { spawnSync } from 'child_process';
+import { gunzipSync } from 'zlib';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -100,6 +101,22 @@ describe('MeshEnvironment', () => {
     const asg = Object.keys(t.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
     const secrets = Object.keys(t.findResources('Custom::ConsulSecrets'))[0];
     expect(service.DependsOn).toEqual(expect.arrayContaining([asg, secrets]));
+  });
+
+  test('the mesh stack carries an intention for every rule of the default config and registers every function version', () => {
+    const { env } = environment();
+    const t = Template.fromStack(env.meshStack);
+    const gz = (Object.values(t.findResources('Custom::ConsulIntentions'))[0].Properties as { EntriesGzip: string }).EntriesGzip;
+    const entries = JSON.parse(gunzipSync(Buffer.from(gz, 'base64')).toString()) as Array<{ Kind: string; Name: string; Sources?: Array<{ Name: string }> }>;
+    const pairs = entries
+      .filter((e) => e.Kind === 'service-intentions' && e.Name !== '*')
+      .flatMap((e) => e.Sources!.map((src) => `${src.Name} -> ${e.Name}`))
+      .sort();
+    expect(pairs).toEqual(env.mesh.graph().rules.map((r) => `${r.source} -> ${r.destination}`).sort());
+    expect(pairs).toHaveLength(12);
+    expect(entries.filter((e) => e.Kind === 'service-defaults').map((e) => e.Name).sort()).toEqual(['feature-store', 'result-writer']);
+    const identities = JSON.parse((Object.values(t.findResources('Custom::MeshIdentities'))[0].Properties as { Identities: string }).Identities) as Array<{ name: string }>;
+    expect(identities.map((i) => i.name)).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
   });
 
   test('writeKubernetes replaces the output directory whole', () => {
