@@ -146,7 +146,8 @@ export class MeshIntentions extends Construct {
         EntriesGzip: Lazy.string({ produce: renderOrPlaceholder }),
       },
     });
-    // The applier must reach the servers and read its token on its first call.
-    resource.node.addDependency(securityGroup, props.cluster);
+    // The applier must reach the servers and read its token on its first call: its permissions, its network
+    // path and the servers, not only its ARN.
+    resource.node.addDependency(fn, fn.role!, securityGroup, props.cluster);
   }
 }

@@ -58,8 +58,10 @@ export interface IdentityRegistrarProps {
    */
   readonly rotationCheckInterval?: Duration;
   /**
-   * Alarm when an identity's certificate expires sooner than this.
-   * @default Duration.hours(24)
+   * Alarm when an identity's certificate expires sooner than this. Consul renews a leaf at a random point between
+   * 60% and 90% of its lifetime (72 hours by default), so a healthy certificate can get down to 10% (7.2 hours)
+   * before the rotation sees the new one: keep the threshold below that.
+   * @default Duration.hours(4)
    */
   readonly expiryAlarmThreshold?: Duration;
   /**
@@ -86,9 +88,11 @@ export interface IdentityRegistrarProps {
  * external node in Consul's catalog, fetches the CA roots and a leaf certificate for it, and writes the bundle to
  * SSM Parameter Store as a SecureString in the format of HashiCorp's Lambda registrator
  * (`{"privateKeyPEM","certPEM","rootCertPEM","trustDomain","peers"}` at `<prefix>/<partition>/<namespace>/<identity>`),
- * where the function's extension reads it. Every deploy rewrites every bundle (unlike a sync that skips registered
- * functions, whose leaf certificates then expire). A scheduled function reissues every certificate before half
- * its lifetime, always rewrites SSM, and publishes the time to the nearest expiry, with an alarm.
+ * where the function's extension reads it. Whenever the registrar runs (a deploy that changes the identities or
+ * their settings), it checks every bundle, registered before or not, and rewrites those that differ; between
+ * deploys a scheduled function checks every certificate, takes Consul's renewed one once it is past half its
+ * lifetime, rewrites SSM, and publishes the time to the nearest expiry, with alarms. So no leaf certificate
+ * expires because its function was registered earlier.
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/lambda/registration/automate
  */
@@ -99,10 +103,12 @@ export class IdentityRegistrar extends Construct {
   public readonly parameterPrefix: string;
   /** The scheduled rotation function. */
   public readonly rotationFunction: lambda.IFunction;
-  /** In alarm when an identity certificate expires within the threshold, or the rotation reports nothing. */
+  /** In alarm when an identity certificate expires within the threshold. */
   public readonly expiryAlarm: cloudwatch.Alarm;
   /** In alarm when a rotation run fails for any identity. */
   public readonly rotationErrorsAlarm: cloudwatch.Alarm;
+  /** In alarm when the rotation has not run for two check intervals. */
+  public readonly rotationStoppedAlarm: cloudwatch.Alarm;
   /** Where the alarms are sent. */
   public readonly alarmTopic: sns.ITopic;
 
@@ -186,7 +192,9 @@ export class IdentityRegistrar extends Construct {
         NodeName: `lambda-mesh-functions-${props.mesh.meshName}`,
       },
     });
-    resource.node.addDependency(registrar.securityGroup, registrar.fn.role!, props.cluster);
+    // Its first call needs its permissions (the bundle policy is a child of the function), its network path and
+    // the servers: depend on all of them, not only on the function's ARN.
+    resource.node.addDependency(registrar.fn, registrar.securityGroup, registrar.fn.role!, props.cluster);
 
     // Rotation, on a schedule --------------------------------------------------------------------------------
     const checkInterval = props.rotationCheckInterval ?? Duration.hours(1);
@@ -225,14 +233,24 @@ export class IdentityRegistrar extends Construct {
 
     // Alarms -------------------------------------------------------------------------------------------------
     this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this, 'Alarms', `Mesh ${props.mesh.meshName} identity alarms`, key);
-    const threshold = props.expiryAlarmThreshold ?? Duration.hours(24);
+    const threshold = props.expiryAlarmThreshold ?? Duration.hours(4);
     this.expiryAlarm = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
-      alarmDescription: `Mesh ${props.mesh.meshName}: an identity certificate expires within ${threshold.toHumanString()}, or the rotation stopped reporting`,
+      alarmDescription: `Mesh ${props.mesh.meshName}: an identity certificate expires within ${threshold.toHumanString()}`,
       metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'SecondsToExpiry', dimensionsMap: { MeshName: props.mesh.meshName }, statistic: 'Minimum', period: checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval }),
       threshold: threshold.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 2,
-      // No data means the rotation did not run or found nothing to measure: both need a look.
+      // A mesh without function versions publishes nothing: that is fine. A rotation that stopped running is
+      // caught by the invocations alarm below.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const period = checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval;
+    this.rotationStoppedAlarm = new cloudwatch.Alarm(this, 'RotationStoppedAlarm', {
+      alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation has not run for two check intervals`,
+      metric: rotation.fn.metricInvocations({ period, statistic: 'Sum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 2,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
     this.rotationErrorsAlarm = new cloudwatch.Alarm(this, 'RotationErrorsAlarm', {
@@ -243,7 +261,7 @@ export class IdentityRegistrar extends Construct {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    for (const alarm of [this.expiryAlarm, this.rotationErrorsAlarm]) {
+    for (const alarm of [this.expiryAlarm, this.rotationErrorsAlarm, this.rotationStoppedAlarm]) {
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
       alarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
     }

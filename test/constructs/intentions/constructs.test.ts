@@ -119,14 +119,23 @@ describe('IdentityRegistrar', () => {
 
   test('rotation checks every hour, publishes to LambdaMesh/Identities, and alarms on near expiry or errors', () => {
     t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 hour)' });
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'SecondsToExpiry', Namespace: 'LambdaMesh/Identities', Threshold: 86400, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' });
+    // Below Consul's latest renewal point (10% of a 72-hour leaf: 7.2 hours), so a healthy mesh never alarms.
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'SecondsToExpiry', Namespace: 'LambdaMesh/Identities', Threshold: 4 * 3600, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'notBreaching' });
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Errors', Threshold: 1 });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'Invocations', Threshold: 1, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' });
     t.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ IDENTITIES: '["model-a-v1","model-a-v2"]', METRIC_NAMESPACE: 'LambdaMesh/Identities', PARAMETER_PREFIX: '/lambda-mesh/ml' }) },
     });
     const g = fixture();
     new IdentityRegistrar(g.stack, 'Identities', { mesh: g.mesh, cluster: g.cluster, network: g.network, rotationCheckInterval: Duration.minutes(30) });
     Template.fromStack(g.stack).hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(30 minutes)' });
+  });
+
+  test('the registration waits for its permissions (the bundle policy), its network path and the servers', () => {
+    const resource = Object.values(t.findResources('Custom::MeshIdentities'))[0] as { DependsOn: string[] };
+    const bundlePolicy = Object.keys(t.findResources('AWS::IAM::Policy')).find((k) => k.startsWith('IdentitiesRegistrarBundlePolicy'))!;
+    const asg = Object.keys(t.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
+    expect(resource.DependsOn).toEqual(expect.arrayContaining([bundlePolicy, asg]));
   });
 
   test('grantReadIdentity: one parameter, decrypt only for that parameter through SSM', () => {
