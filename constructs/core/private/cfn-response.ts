@@ -4,6 +4,8 @@ import { URL } from 'url';
 
 /**
  * A CloudFormation custom resource request, as CloudFormation sends it to a Lambda function.
+ * Defined here rather than imported from aws-cdk-lib, whose declaration depends on `@types/aws-lambda` and types
+ * properties as `any`.
  * @see https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requests.html
  */
 export interface CustomResourceRequest {
@@ -13,15 +15,28 @@ export interface CustomResourceRequest {
   readonly RequestId: string;
   readonly LogicalResourceId: string;
   readonly ResourceType: string;
+  /** Sent with Update and Delete. */
   readonly PhysicalResourceId?: string;
-  readonly ResourceProperties: Record<string, unknown>;
-  readonly OldResourceProperties?: Record<string, unknown>;
+  /** Validated by each handler: CloudFormation passes every scalar as a string. */
+  readonly ResourceProperties: Readonly<Record<string, unknown>>;
+  readonly OldResourceProperties?: Readonly<Record<string, unknown>>;
+  readonly ServiceToken?: string;
 }
 
-/** What a handler returns for a successful request. */
-export interface CustomResourceResult {
+/**
+ * A custom resource request as a handler takes it: the fields of {@link CustomResourceRequest}, of which only
+ * `RequestType` and `ResourceProperties` are required, so that a handler can also be called with just what it reads
+ * (by tests, or by another handler). Only {@link respondTo} needs the rest.
+ */
+export type CustomResourceEvent = Pick<CustomResourceRequest, 'RequestType' | 'ResourceProperties'> & Partial<CustomResourceRequest>;
+
+/**
+ * What a handler returns for a successful request. `Data` is typed per handler: the attributes it offers to
+ * `Fn::GetAtt` (public values only: CloudFormation shows them); `never` for a handler that offers none.
+ */
+export interface CustomResourceResult<Data extends Readonly<Record<string, string>> = Readonly<Record<string, string>>> {
   readonly PhysicalResourceId: string;
-  readonly Data?: Record<string, string>;
+  readonly Data?: Data;
 }
 
 /**

@@ -1,14 +1,11 @@
 import * as crypto from 'crypto';
-import { builtinModules } from 'module';
-import * as os from 'os';
-import * as path from 'path';
-import * as esbuild from 'esbuild';
-import { handler, type OnEventRequest } from '../../../constructs/consul/private/secrets-handler';
+import type { CustomResourceEvent } from '../../../constructs/core/private/cfn-response';
+import { handler } from '../../../constructs/consul/private/secrets-handler';
 import { createServerCertificate } from '../../../constructs/consul/private/secrets-handler/x509';
+import { ConsoleCapture, expectNoSecretIn, expectSelfContainedBundle, STAND_IN_ACCESS_KEY_ID, storedSecrets, useAwsStandIns } from '../../harness/handler-tests';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 
 const REGION = 'us-east-1';
-const ACCESS_KEY_ID = 'AKIDSTANDINEXAMPLE';
 const arn = (name: string): string => `arn:aws:secretsmanager:${REGION}:123456789012:secret:consul/${name}-AbCdEf`;
 
 const SECRETS = {
@@ -51,8 +48,8 @@ const common = {
   ResourceType: 'Custom::ConsulSecrets',
   ResponseURL: 'https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x',
 };
-const create = (props = properties()): OnEventRequest => ({ ...common, RequestType: 'Create', ResourceProperties: props });
-const update = (props: Record<string, unknown>, old = properties(), physicalResourceId = 'consul-secrets'): OnEventRequest => ({
+const create = (props = properties()): CustomResourceEvent => ({ ...common, RequestType: 'Create', ResourceProperties: props });
+const update = (props: Record<string, unknown>, old = properties(), physicalResourceId = 'consul-secrets'): CustomResourceEvent => ({
   ...common,
   RequestType: 'Update',
   PhysicalResourceId: physicalResourceId,
@@ -64,28 +61,12 @@ const update = (props: Record<string, unknown>, old = properties(), physicalReso
 
 describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 protocol)', () => {
   const standIn = new SecretsManagerStandIn();
-  const logged: string[] = [];
-  const errors: string[] = [];
+  const capture = new ConsoleCapture();
+  const { logged } = capture;
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
-    const endpoint = await standIn.start();
-    // The SDK's own resolution, as in Lambda: the service-specific endpoint variable, static credentials from the
-    // environment, the region. Shared config files are pointed away so a developer's ~/.aws cannot interfere.
-    const nowhere = path.join(os.tmpdir(), 'no-such-aws-config');
-    for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_DEFAULT_REGION']) {
-      delete process.env[name];
-    }
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint,
-      AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
-      AWS_REGION: REGION,
-      AWS_CONFIG_FILE: nowhere,
-      AWS_SHARED_CREDENTIALS_FILE: nowhere,
-      // Tests run on Node 20 (the project's floor); the function runs on nodejs22.x, where the SDK does not warn.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    });
+    useAwsStandIns(REGION, { AWS_ENDPOINT_URL_SECRETS_MANAGER: await standIn.start() });
   });
 
   afterAll(async () => {
@@ -95,57 +76,17 @@ describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 pro
 
   beforeEach(() => {
     standIn.reset(ALL_ARNS);
-    logged.length = 0;
-    errors.length = 0;
-    const capture = (...args: unknown[]): void => {
-      logged.push(args.map(String).join(' '));
-    };
-    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-      jest.spyOn(console, method).mockImplementation(capture);
-    }
+    capture.start();
   });
 
   afterEach(() => {
-    jest.restoreAllMocks();
     // Every test, not only the dedicated one: no stored value may appear in any log line or error message.
-    expectNoSecretIn([...logged, ...errors].join('\n'));
+    expectNoSecretIn(capture.stop(), storedSecrets(standIn.everStored));
   });
 
   /** Runs the handler and records the message of any error it throws, for the leak check. */
-  async function run(event: OnEventRequest): ReturnType<typeof handler> {
-    try {
-      return await handler(event);
-    } catch (e) {
-      errors.push(e instanceof Error ? `${e.message} ${String(e.cause)}` : String(e));
-      throw e;
-    }
-  }
-
-  function expectNoSecretIn(text: string): void {
-    expect(text).not.toMatch(/-----BEGIN|PRIVATE KEY/);
-    for (const stored of standIn.everStored) {
-      expect(text).not.toContain(stored);
-      const parsed = tryJson(stored);
-      for (const value of parsed ? Object.values(parsed) : [stored]) {
-        expect(text).not.toContain(value);
-        // A PEM's first line of base64 would give away a logged key even without its armour.
-        const firstBase64Line = /-----\n([A-Za-z0-9+/=]{64})/.exec(value)?.[1];
-        if (firstBase64Line) {
-          expect(text).not.toContain(firstBase64Line);
-        }
-      }
-    }
-  }
-
-  function tryJson(text: string): Record<string, string> | undefined {
-    try {
-      return JSON.parse(text) as Record<string, string>;
-    } catch {
-      return undefined;
-    }
-  }
-
-  const logEntries = (): Array<Record<string, string>> => logged.map((l) => JSON.parse(l) as Record<string, string>);
+  const run = (event: CustomResourceEvent): ReturnType<typeof handler> => capture.run(() => handler(event));
+  const logEntries = (): Array<Record<string, string>> => capture.entries();
 
   test('Create writes the 6 cluster secrets and every scoped token with exactly the documented JSON keys', async () => {
     const response = await run(create());
@@ -204,7 +145,7 @@ describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 pro
     expect(standIn.requests.length).toBeGreaterThan(0);
     for (const request of standIn.requests) {
       expect(request.authorization).toMatch(
-        new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY_ID}/\\d{8}/${REGION}/secretsmanager/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
+        new RegExp(`^AWS4-HMAC-SHA256 Credential=${STAND_IN_ACCESS_KEY_ID}/\\d{8}/${REGION}/secretsmanager/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
       );
       expect(request.amzDate).toMatch(/^\d{8}T\d{6}Z$/);
       expect(request.contentType).toBe('application/x-amz-json-1.1');
@@ -413,8 +354,8 @@ describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 pro
     for (const entry of logEntries()) {
       expect(Object.keys(entry).every((k) => ['action', 'item', 'secretArn', 'reason', 'requestType'].includes(k))).toBe(true);
     }
-    const text = [...logged, ...errors].join('\n');
-    expectNoSecretIn(text);
+    const text = capture.text();
+    expectNoSecretIn(text, storedSecrets(standIn.everStored));
     // Spelled out, for the reader: no PEM, no SecretID, no gossip key.
     expect(text).not.toContain(standIn.json(SECRETS.ManagementToken).SecretID);
     expect(text).not.toContain(standIn.json(SECRETS.GossipKey).GossipKey);
@@ -424,23 +365,11 @@ describe('secrets handler against a local Secrets Manager stand-in (JSON 1.1 pro
 
 describe('secrets handler bundle', () => {
   test('esbuild bundles it for nodejs22.x with only @aws-sdk/* (the runtime SDK) and Node built-ins external', async () => {
-    const result = await esbuild.build({
-      entryPoints: [path.join(__dirname, '../../../constructs/consul/private/secrets-handler/index.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      external: ['@aws-sdk/*'],
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const [output] = Object.values(result.metafile.outputs);
-    const externals = output.imports.filter((i) => i.external).map((i) => i.path);
-    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    expect(externals.filter((p) => !p.startsWith('@aws-sdk/') && !builtins.has(p))).toEqual([]);
-    expect(externals).toContain('@aws-sdk/client-secrets-manager');
     // No aws-cdk-lib or other library got pulled in: the handler and its x509 module only.
-    expect(Object.keys(output.inputs).sort()).toEqual(['constructs/consul/private/secrets-handler/index.ts', 'constructs/consul/private/secrets-handler/x509.ts']);
+    await expectSelfContainedBundle(
+      'constructs/consul/private/secrets-handler/index.ts',
+      ['constructs/consul/private/secrets-handler/index.ts', 'constructs/consul/private/secrets-handler/x509.ts'],
+      ['@aws-sdk/client-secrets-manager'],
+    );
   });
 });

@@ -1,13 +1,11 @@
-import { builtinModules } from 'module';
-import * as os from 'os';
-import * as path from 'path';
 import { gzipSync } from 'zlib';
 import { App, Stack } from 'aws-cdk-lib';
-import * as esbuild from 'esbuild';
 import { Mesh, ServiceProtocol } from '../../../constructs/mesh';
 import { ownerId, renderConfigEntries, type ConsulConfigEntry } from '../../../constructs/intentions/private/config-entries';
 import { CONSUL_ENV } from '../../../constructs/intentions/private/consul-client';
-import { handler, MAX_CAS_ATTEMPTS, type OnEventRequest } from '../../../constructs/intentions/private/intentions-handler';
+import type { CustomResourceEvent } from '../../../constructs/core/private/cfn-response';
+import { handler, MAX_CAS_ATTEMPTS } from '../../../constructs/intentions/private/intentions-handler';
+import { ConsoleCapture, consulEnvironment, expectNoSecretIn, expectSelfContainedBundle, putConsulSecrets, useAwsStandIns } from '../../harness/handler-tests';
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 
@@ -15,6 +13,7 @@ const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
 const CA_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/ca-certificate-AbCdEf`;
 const TOKEN_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/token-intentions-writer-AbCdEf`;
+const CONSUL_SECRETS = { ca: CA_SECRET, token: TOKEN_SECRET };
 
 /** What the intentions-writer policy grants: service_prefix "" { policy = "write", intentions = "write" }. */
 const WRITER_TOKEN = '5c1e7a00-0000-4000-8000-00000000f00d';
@@ -69,39 +68,24 @@ const common = {
   ResponseURL: 'https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x',
 };
 const PHYSICAL_ID = `lambda-mesh-intentions-${ID}`;
-const create = (props: Record<string, unknown> = properties()): OnEventRequest => ({ ...common, RequestType: 'Create', ResourceProperties: props });
-const update = (props: Record<string, unknown>, old: Record<string, unknown>): OnEventRequest => ({
+const create = (props: Record<string, unknown> = properties()): CustomResourceEvent => ({ ...common, RequestType: 'Create', ResourceProperties: props });
+const update = (props: Record<string, unknown>, old: Record<string, unknown>): CustomResourceEvent => ({
   ...common,
   RequestType: 'Update',
   PhysicalResourceId: PHYSICAL_ID,
   ResourceProperties: props,
   OldResourceProperties: old,
 });
-const remove = (props: Record<string, unknown> = properties()): OnEventRequest => ({ ...common, RequestType: 'Delete', PhysicalResourceId: PHYSICAL_ID, ResourceProperties: props });
+const remove = (props: Record<string, unknown> = properties()): CustomResourceEvent => ({ ...common, RequestType: 'Delete', PhysicalResourceId: PHYSICAL_ID, ResourceProperties: props });
 
 describe('intentions handler against a local Consul HTTP API stand-in (TLS)', () => {
   const secrets = new SecretsManagerStandIn();
   let consul: ConsulStandIn;
-  const logged: string[] = [];
-  const errors: string[] = [];
+  const capture = new ConsoleCapture();
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
-    const endpoint = await secrets.start();
-    // The SDK's own resolution, as in Lambda: the service-specific endpoint variable, static credentials, the region.
-    const nowhere = path.join(os.tmpdir(), 'no-such-aws-config');
-    for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_DEFAULT_REGION']) {
-      delete process.env[name];
-    }
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: endpoint,
-      AWS_ACCESS_KEY_ID: 'AKIDSTANDINEXAMPLE',
-      AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
-      AWS_REGION: REGION,
-      AWS_CONFIG_FILE: nowhere,
-      AWS_SHARED_CREDENTIALS_FILE: nowhere,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    });
+    useAwsStandIns(REGION, { AWS_ENDPOINT_URL_SECRETS_MANAGER: await secrets.start() });
   });
 
   afterAll(async () => {
@@ -118,50 +102,20 @@ describe('intentions handler against a local Consul HTTP API stand-in (TLS)', ()
       },
     });
     useToken(WRITER_TOKEN);
-    Object.assign(process.env, {
-      [CONSUL_ENV.ADDRESS]: consul.address,
-      [CONSUL_ENV.SERVER_NAME]: consul.serverName,
-      [CONSUL_ENV.CA_SECRET_ARN]: CA_SECRET,
-      [CONSUL_ENV.TOKEN_SECRET_ARN]: TOKEN_SECRET,
-    });
-    logged.length = 0;
-    errors.length = 0;
-    const capture = (...args: unknown[]): void => {
-      logged.push(args.map(String).join(' '));
-    };
-    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-      jest.spyOn(console, method).mockImplementation(capture);
-    }
+    Object.assign(process.env, consulEnvironment(consul, CONSUL_SECRETS));
+    capture.start();
   });
 
   afterEach(async () => {
-    jest.restoreAllMocks();
     // Every test: the token never appears in a log line or an error message.
-    const text = [...logged, ...errors].join('\n');
-    for (const token of [WRITER_TOKEN, READ_ONLY_TOKEN, UNKNOWN_TOKEN]) {
-      expect(text).not.toContain(token);
-    }
-    expect(text).not.toContain('-----BEGIN');
+    expectNoSecretIn(capture.stop(), [WRITER_TOKEN, READ_ONLY_TOKEN, UNKNOWN_TOKEN]);
     await consul.close();
   });
 
   /** Puts the stand-in's CA and `token` where the handler's environment points (Secrets Manager). */
-  function useToken(token: string): void {
-    secrets.reset();
-    secrets.setSecret(CA_SECRET, JSON.stringify({ CertificatePem: consul.caPem }));
-    secrets.setSecret(TOKEN_SECRET, JSON.stringify({ AccessorID: '00000000-0000-4000-8000-000000000001', SecretID: token }));
-  }
-
-  async function run(event: OnEventRequest): ReturnType<typeof handler> {
-    try {
-      return await handler(event);
-    } catch (e) {
-      errors.push(e instanceof Error ? `${e.message} ${String(e.cause)}` : String(e));
-      throw e;
-    }
-  }
-
-  const logEntries = (): Array<Record<string, string>> => logged.map((l) => JSON.parse(l) as Record<string, string>);
+  const useToken = (token: string): void => putConsulSecrets(secrets, consul, CONSUL_SECRETS, token);
+  const run = (event: CustomResourceEvent): ReturnType<typeof handler> => capture.run(() => handler(event));
+  const logEntries = (): Array<Record<string, string>> => capture.entries();
   /** The config writes received, as `<METHOD> <kind>/<name>`. */
   const writes = (): string[] =>
     consul.configWrites().map((r) => {
@@ -428,21 +382,6 @@ describe('intentions handler against a local Consul HTTP API stand-in (TLS)', ()
 
 describe('intentions handler bundle', () => {
   test('esbuild bundles it with only @aws-sdk/* and Node built-ins external, and no CDK code', async () => {
-    const result = await esbuild.build({
-      entryPoints: [path.join(__dirname, '../../../constructs/intentions/private/intentions-handler/lambda.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      external: ['@aws-sdk/*'],
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const [output] = Object.values(result.metafile.outputs);
-    const externals = output.imports.filter((i) => i.external).map((i) => i.path);
-    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    expect(externals.filter((p) => !p.startsWith('@aws-sdk/') && !builtins.has(p))).toEqual([]);
-    expect(Object.keys(output.inputs).filter((i) => i.includes('node_modules'))).toEqual([]);
+    await expectSelfContainedBundle('constructs/intentions/private/intentions-handler/lambda.ts');
   });
 });

@@ -1,17 +1,22 @@
 import * as crypto from 'crypto';
-import { builtinModules } from 'module';
-import * as os from 'os';
-import * as path from 'path';
-import * as esbuild from 'esbuild';
-import { CONSUL_ENV } from '../../../constructs/intentions/private/consul-client';
-import { handler, NODE_META, type OnEventRequest, SSM_LIMITS } from '../../../constructs/intentions/private/registrar-handler';
+import type { CustomResourceEvent } from '../../../constructs/core/private/cfn-response';
+import { handler, NODE_META, SSM_LIMITS } from '../../../constructs/intentions/private/registrar-handler';
+import {
+  ConsoleCapture,
+  consulEnvironment,
+  expectNoSecretIn,
+  expectSelfContainedBundle,
+  pemFirstBase64Line,
+  putConsulSecrets,
+  STAND_IN_ACCESS_KEY_ID,
+  useAwsStandIns,
+} from '../../harness/handler-tests';
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 import { SsmStandIn } from '../../harness/stand-ins/ssm';
 
 const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
-const ACCESS_KEY_ID = 'AKIDSTANDINEXAMPLE';
 const MESH = 'prod';
 const NODE = `lambda-mesh-functions-${MESH}`;
 const PREFIX = `/lambda-mesh/${MESH}`;
@@ -19,6 +24,7 @@ const KMS_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0b6c8f4e-0000-4000-8000-00
 const STACK_ID = `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/mesh/00000000-0000-0000-0000-000000000000`;
 const CA_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/ca-certificate-AbCdEf`;
 const TOKEN_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/token-identity-registrar-AbCdEf`;
+const CONSUL_SECRETS = { ca: CA_SECRET, token: TOKEN_SECRET };
 
 /** The registrar's token holds exactly what the handler needs: node:write on its node, service:write on the identities. */
 const REGISTRAR_TOKEN = '7d3f0b52-0000-4000-8000-00000000beef';
@@ -53,15 +59,15 @@ const common = {
   ResourceType: 'Custom::LambdaMeshIdentities',
   ResponseURL: 'https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x',
 };
-const create = (props: Record<string, unknown>): OnEventRequest => ({ ...common, RequestType: 'Create', ResourceProperties: props });
-const update = (props: Record<string, unknown>, old: Record<string, unknown>): OnEventRequest => ({
+const create = (props: Record<string, unknown>): CustomResourceEvent => ({ ...common, RequestType: 'Create', ResourceProperties: props });
+const update = (props: Record<string, unknown>, old: Record<string, unknown>): CustomResourceEvent => ({
   ...common,
   RequestType: 'Update',
   PhysicalResourceId: `identities:${NODE}`,
   ResourceProperties: props,
   OldResourceProperties: old,
 });
-const remove = (props: Record<string, unknown>, physicalResourceId = `identities:${NODE}`): OnEventRequest => ({
+const remove = (props: Record<string, unknown>, physicalResourceId = `identities:${NODE}`): CustomResourceEvent => ({
   ...common,
   RequestType: 'Delete',
   PhysicalResourceId: physicalResourceId,
@@ -72,27 +78,13 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
   const ssm = new SsmStandIn({ region: REGION, account: ACCOUNT });
   const secrets = new SecretsManagerStandIn();
   let consul: ConsulStandIn;
-  const logged: string[] = [];
-  const errors: string[] = [];
+  const capture = new ConsoleCapture();
+  const { logged } = capture;
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
     const [ssmEndpoint, secretsEndpoint] = await Promise.all([ssm.start(), secrets.start()]);
-    // The SDK's own resolution, as in Lambda: service-specific endpoint variables, static credentials, the region.
-    const nowhere = path.join(os.tmpdir(), 'no-such-aws-config');
-    for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_DEFAULT_REGION']) {
-      delete process.env[name];
-    }
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL_SSM: ssmEndpoint,
-      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint,
-      AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
-      AWS_REGION: REGION,
-      AWS_CONFIG_FILE: nowhere,
-      AWS_SHARED_CREDENTIALS_FILE: nowhere,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    });
+    useAwsStandIns(REGION, { AWS_ENDPOINT_URL_SSM: ssmEndpoint, AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint });
   });
 
   afterAll(async () => {
@@ -109,58 +101,28 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
     });
     ssm.reset();
     useToken(REGISTRAR_TOKEN);
-    Object.assign(process.env, {
-      [CONSUL_ENV.ADDRESS]: consul.address,
-      [CONSUL_ENV.SERVER_NAME]: consul.serverName,
-      [CONSUL_ENV.CA_SECRET_ARN]: CA_SECRET,
-      [CONSUL_ENV.TOKEN_SECRET_ARN]: TOKEN_SECRET,
-    });
-    logged.length = 0;
-    errors.length = 0;
-    const capture = (...args: unknown[]): void => {
-      logged.push(args.map(String).join(' '));
-    };
-    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-      jest.spyOn(console, method).mockImplementation(capture);
-    }
+    Object.assign(process.env, consulEnvironment(consul, CONSUL_SECRETS));
+    capture.start();
   });
 
   afterEach(async () => {
-    jest.restoreAllMocks();
-    // Every test: no key material, no certificate and no token in any log line or error message.
-    expectNoSecretIn([...logged, ...errors].join('\n'));
+    const text = capture.stop();
+    // Every test: no key material, no certificate and no token in any log line or error message. Every bundle stored
+    // has a key and a certificate (whose first base64 lines are checked too).
+    const pems = ssm.everStored.flatMap((stored) => {
+      const bundle = JSON.parse(stored) as Record<string, string>;
+      return [bundle.privateKeyPEM, bundle.certPEM];
+    });
+    for (const pem of pems) {
+      expect(pemFirstBase64Line(pem)).toBeDefined();
+    }
+    expectNoSecretIn(text, [REGISTRAR_TOKEN, ...pems]);
     await consul.close();
   });
 
   /** Puts the Consul CA and `token` where the handler's environment points (Secrets Manager). */
-  function useToken(token: string): void {
-    secrets.reset();
-    secrets.setSecret(CA_SECRET, JSON.stringify({ CertificatePem: consul.caPem }));
-    secrets.setSecret(TOKEN_SECRET, JSON.stringify({ AccessorID: '00000000-0000-4000-8000-000000000001', SecretID: token }));
-  }
-
-  async function run(event: OnEventRequest): ReturnType<typeof handler> {
-    try {
-      return await handler(event);
-    } catch (e) {
-      errors.push(e instanceof Error ? `${e.message} ${String(e.cause)}` : String(e));
-      throw e;
-    }
-  }
-
-  function expectNoSecretIn(text: string): void {
-    expect(text).not.toMatch(/-----BEGIN|PRIVATE KEY/);
-    expect(text).not.toContain(REGISTRAR_TOKEN);
-    for (const stored of ssm.everStored) {
-      const bundle = JSON.parse(stored) as Record<string, string>;
-      for (const pem of [bundle.privateKeyPEM, bundle.certPEM]) {
-        // A PEM's first line of base64 would give away a logged key even without its armour.
-        const firstLine = /-----\n([A-Za-z0-9+/=]{64})/.exec(pem)?.[1];
-        expect(firstLine).toBeDefined();
-        expect(text).not.toContain(firstLine);
-      }
-    }
-  }
+  const useToken = (token: string): void => putConsulSecrets(secrets, consul, CONSUL_SECRETS, token);
+  const run = (event: CustomResourceEvent): ReturnType<typeof handler> => capture.run(() => handler(event));
 
   function bundle(name: string): Record<string, unknown> {
     const p = ssm.parameter(name);
@@ -225,7 +187,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
     expect(ssm.requests.map((r) => r.operation)).toEqual(['GetParameter', 'PutParameter']);
     for (const request of ssm.requests) {
       expect(request.authorization).toMatch(
-        new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY_ID}/\\d{8}/${REGION}/ssm/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
+        new RegExp(`^AWS4-HMAC-SHA256 Credential=${STAND_IN_ACCESS_KEY_ID}/\\d{8}/${REGION}/ssm/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
       );
       expect(request.amzDate).toMatch(/^\d{8}T\d{6}Z$/);
       expect(request.contentType).toBe('application/x-amz-json-1.1');
@@ -246,7 +208,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
     expect(catalogWrites()).toEqual([]);
     expect(ssm.calls('PutParameter')).toEqual([]);
     expect(ssm.names().map((n) => ssm.parameter(n)!.version)).toEqual(versions);
-    expect(logged.map((l) => JSON.parse(l) as Record<string, string>).every((e) => e.action === 'kept')).toBe(true);
+    expect(capture.entries().every((e) => e.action === 'kept')).toBe(true);
   });
 
   test('Update removing an identity deregisters it and deletes its parameter; an added one is registered', async () => {
@@ -319,7 +281,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
     expect(Buffer.byteLength(p.value)).toBeLessThanOrEqual(SSM_LIMITS.standardValueBytes);
     expect(p.tier).toBe('Advanced');
     expect(ssm.requests.filter((r) => r.operation === 'PutParameter').map((r) => r.body.Tier)).toEqual(['Standard', 'Advanced']);
-    expect(logged.map((l) => JSON.parse(l) as Record<string, string>)).toContainEqual(expect.objectContaining({ action: 'written', identity: A.name, tier: 'Advanced' }));
+    expect(capture.entries()).toContainEqual(expect.objectContaining({ action: 'written', identity: A.name, tier: 'Advanced' }));
   });
 
   test('a non-default namespace and partition go into the parameter path, the queries and the registration', async () => {
@@ -344,7 +306,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
     expect(ssm.names()).toEqual([]);
 
     await run(remove(properties([A, B])));
-    expect(logged.map((l) => JSON.parse(l) as Record<string, string>)).toContainEqual({ action: 'none', identity: A.name, parameter: parameter(A.name), reason: 'parameter already gone' });
+    expect(capture.entries()).toContainEqual({ action: 'none', identity: A.name, parameter: parameter(A.name), reason: 'parameter already gone' });
   });
 
   test('Delete of a Create that failed validation calls nothing', async () => {
@@ -424,7 +386,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
 
   test('logs one JSON line per action, with names and serials only', async () => {
     await run(create(properties([A])));
-    const entries = logged.map((l) => JSON.parse(l) as Record<string, string>);
+    const entries = capture.entries();
     expect(entries).toEqual([
       { action: 'registered', identity: A.name, node: NODE },
       expect.objectContaining({ action: 'written', identity: A.name, parameter: parameter(A.name), tier: 'Standard', reason: 'no bundle yet' }),
@@ -435,22 +397,7 @@ describe('identity registrar against local Consul and SSM stand-ins', () => {
 
 describe('identity registrar bundle', () => {
   test('esbuild bundles it for Node.js with only @aws-sdk/* and Node built-ins external', async () => {
-    const result = await esbuild.build({
-      entryPoints: [path.join(__dirname, '../../../constructs/intentions/private/registrar-handler/lambda.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      external: ['@aws-sdk/*'],
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const [output] = Object.values(result.metafile.outputs);
-    const externals = output.imports.filter((i) => i.external).map((i) => i.path);
-    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    expect(externals.filter((p) => !p.startsWith('@aws-sdk/') && !builtins.has(p))).toEqual([]);
-    expect(Object.keys(output.inputs).sort()).toEqual([
+    await expectSelfContainedBundle('constructs/intentions/private/registrar-handler/lambda.ts', [
       'constructs/core/names.ts',
       'constructs/core/private/cfn-response.ts',
       'constructs/intentions/private/consul-client.ts',

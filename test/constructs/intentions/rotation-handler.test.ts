@@ -1,12 +1,19 @@
 import * as crypto from 'crypto';
-import { builtinModules } from 'module';
-import * as os from 'os';
-import * as path from 'path';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
-import * as esbuild from 'esbuild';
-import { CONSUL_ENV, connectionFromSecrets, consulClient } from '../../../constructs/intentions/private/consul-client';
+import { connectionFromSecrets, consulClient } from '../../../constructs/intentions/private/consul-client';
 import { handler as registrar, newSsmClient } from '../../../constructs/intentions/private/registrar-handler';
 import { handler, parseEnvironment, rotate, type RotationSummary } from '../../../constructs/intentions/private/rotation-handler';
+import {
+  ConsoleCapture,
+  consulEnvironment,
+  expectNoSecretIn,
+  expectSelfContainedBundle,
+  messageOnly,
+  putConsulSecrets,
+  STAND_IN_ACCESS_KEY_ID,
+  storedSecrets,
+  useAwsStandIns,
+} from '../../harness/handler-tests';
 import { CloudWatchStandIn } from '../../harness/stand-ins/cloudwatch';
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
@@ -14,7 +21,6 @@ import { SsmStandIn } from '../../harness/stand-ins/ssm';
 
 const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
-const ACCESS_KEY_ID = 'AKIDSTANDINEXAMPLE';
 const MESH = 'prod';
 const NODE = `lambda-mesh-functions-${MESH}`;
 const PREFIX = `/lambda-mesh/${MESH}`;
@@ -22,6 +28,7 @@ const METRIC_NAMESPACE = 'LambdaMesh/Identities';
 const KMS_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0b6c8f4e-0000-4000-8000-000000000001`;
 const CA_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/ca-certificate-AbCdEf`;
 const TOKEN_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/token-identity-registrar-AbCdEf`;
+const CONSUL_SECRETS = { ca: CA_SECRET, token: TOKEN_SECRET };
 /** The rotation function's token: service:write on the identities (leaf certificates), nothing else. */
 const ROTATION_TOKEN = '7d3f0b52-0000-4000-8000-00000000beef';
 const REGISTRAR_TOKEN = '7d3f0b52-0000-4000-8000-00000000f00d';
@@ -39,26 +46,16 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
   const cloudWatch = new CloudWatchStandIn();
   const secrets = new SecretsManagerStandIn();
   let consul: ConsulStandIn;
-  const logged: string[] = [];
-  const errors: string[] = [];
+  const capture = new ConsoleCapture();
+  const { logged } = capture;
   const savedEnv = { ...process.env };
 
   beforeAll(async () => {
     const [ssmEndpoint, cloudWatchEndpoint, secretsEndpoint] = await Promise.all([ssm.start(), cloudWatch.start(), secrets.start()]);
-    const nowhere = path.join(os.tmpdir(), 'no-such-aws-config');
-    for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_DEFAULT_REGION']) {
-      delete process.env[name];
-    }
-    Object.assign(process.env, {
+    useAwsStandIns(REGION, {
       AWS_ENDPOINT_URL_SSM: ssmEndpoint,
       AWS_ENDPOINT_URL_CLOUDWATCH: cloudWatchEndpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsEndpoint,
-      AWS_ACCESS_KEY_ID: ACCESS_KEY_ID,
-      AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
-      AWS_REGION: REGION,
-      AWS_CONFIG_FILE: nowhere,
-      AWS_SHARED_CREDENTIALS_FILE: nowhere,
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       PARAMETER_PREFIX: PREFIX,
       PARTITION: 'default',
       NAMESPACE: 'default',
@@ -83,34 +80,16 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
     });
     ssm.reset();
     cloudWatch.reset();
-    Object.assign(process.env, {
-      [CONSUL_ENV.ADDRESS]: consul.address,
-      [CONSUL_ENV.SERVER_NAME]: consul.serverName,
-      [CONSUL_ENV.CA_SECRET_ARN]: CA_SECRET,
-      [CONSUL_ENV.TOKEN_SECRET_ARN]: TOKEN_SECRET,
-      IDENTITIES: JSON.stringify([A.name, B.name]),
-    });
-    logged.length = 0;
-    errors.length = 0;
-    const capture = (...args: unknown[]): void => {
-      logged.push(args.map(String).join(' '));
-    };
-    for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
-      jest.spyOn(console, method).mockImplementation(capture);
-    }
+    Object.assign(process.env, consulEnvironment(consul, CONSUL_SECRETS), { IDENTITIES: JSON.stringify([A.name, B.name]) });
+    capture.start();
   });
 
   afterEach(async () => {
-    jest.restoreAllMocks();
-    expectNoSecretIn([...logged, ...errors].join('\n'));
+    expectNoSecretIn(capture.stop(), [ROTATION_TOKEN, REGISTRAR_TOKEN, ...storedSecrets(ssm.everStored, ['privateKeyPEM', 'certPEM'])]);
     await consul.close();
   });
 
-  function useToken(token: string): void {
-    secrets.reset();
-    secrets.setSecret(CA_SECRET, JSON.stringify({ CertificatePem: consul.caPem }));
-    secrets.setSecret(TOKEN_SECRET, JSON.stringify({ AccessorID: '00000000-0000-4000-8000-000000000001', SecretID: token }));
-  }
+  const useToken = (token: string): void => putConsulSecrets(secrets, consul, CONSUL_SECRETS, token);
 
   /** Registers the identities as a deployment does (the registrar custom resource), then hands over to rotation. */
   async function deploy(identities = [A, B]): Promise<void> {
@@ -135,52 +114,20 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
   }
 
   /** The Lambda entry point, as EventBridge calls it: everything from the environment, the system clock. */
-  async function runHandler(): Promise<RotationSummary> {
-    try {
-      return await handler();
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-      throw e;
-    }
-  }
+  const runHandler = (): Promise<RotationSummary> => capture.run(() => handler(), messageOnly);
 
   /** The same run with an injected clock. */
-  async function runAt(now: Date): Promise<RotationSummary> {
-    try {
-      return await rotate(parseEnvironment(process.env), {
-        consul: consulClient(await connectionFromSecrets()),
-        ssm: newSsmClient(),
-        cloudWatch: new CloudWatchClient({}),
-        now: () => now,
-      });
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-      throw e;
-    }
-  }
-
-  function expectNoSecretIn(text: string): void {
-    expect(text).not.toMatch(/-----BEGIN|PRIVATE KEY/);
-    expect(text).not.toContain(ROTATION_TOKEN);
-    expect(text).not.toContain(REGISTRAR_TOKEN);
-    for (const stored of ssm.everStored) {
-      const parsed = tryJson(stored);
-      for (const pem of parsed ? [parsed.privateKeyPEM, parsed.certPEM] : []) {
-        const firstLine = typeof pem === 'string' ? /-----\n([A-Za-z0-9+/=]{64})/.exec(pem)?.[1] : undefined;
-        if (firstLine) {
-          expect(text).not.toContain(firstLine);
-        }
-      }
-    }
-  }
-
-  function tryJson(text: string): Record<string, unknown> | undefined {
-    try {
-      return JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return undefined;
-    }
-  }
+  const runAt = (now: Date): Promise<RotationSummary> =>
+    capture.run(
+      async () =>
+        rotate(parseEnvironment(process.env), {
+          consul: consulClient(await connectionFromSecrets()),
+          ssm: newSsmClient(),
+          cloudWatch: new CloudWatchClient({}),
+          now: () => now,
+        }),
+      messageOnly,
+    );
 
   function certificate(identity: string): crypto.X509Certificate {
     const value = ssm.parameter(parameter(identity))!.value;
@@ -188,7 +135,7 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
   }
 
   const leafRequests = (): string[] => consul.requests.filter((r) => r.path.startsWith('/v1/agent/connect/ca/leaf/')).map((r) => r.path.split('/').at(-1)!);
-  const logEntries = (): Array<Record<string, string | number>> => logged.map((l) => JSON.parse(l) as Record<string, string | number>);
+  const logEntries = (): Array<Record<string, string | number>> => capture.entries();
 
   test('fresh bundles are kept; SecondsToExpiry (the smallest time left) and RotatedCertificates are published, SigV4-signed', async () => {
     await deploy([A]);
@@ -215,10 +162,10 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
     expect(request.target).toBe('GraniteServiceVersion20100801.PutMetricData');
     expect(request.contentType).toBe('application/x-amz-json-1.0');
     expect(request.authorization).toMatch(
-      new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY_ID}/\\d{8}/${REGION}/monitoring/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
+      new RegExp(`^AWS4-HMAC-SHA256 Credential=${STAND_IN_ACCESS_KEY_ID}/\\d{8}/${REGION}/monitoring/aws4_request, SignedHeaders=[^,]*x-amz-target[^,]*, Signature=[0-9a-f]{64}$`),
     );
     for (const r of ssm.requests) {
-      expect(r.authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${ACCESS_KEY_ID}/\\d{8}/${REGION}/ssm/aws4_request, `));
+      expect(r.authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${STAND_IN_ACCESS_KEY_ID}/\\d{8}/${REGION}/ssm/aws4_request, `));
       expect(r.body).toMatchObject({ WithDecryption: true });
     }
   });
@@ -380,27 +327,15 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
 
 describe('certificate rotation bundle', () => {
   test('esbuild bundles it for Node.js with only @aws-sdk/* and Node built-ins external', async () => {
-    const result = await esbuild.build({
-      entryPoints: [path.join(__dirname, '../../../constructs/intentions/private/rotation-handler/index.ts')],
-      bundle: true,
-      platform: 'node',
-      target: 'node22',
-      format: 'cjs',
-      external: ['@aws-sdk/*'],
-      write: false,
-      metafile: true,
-      logLevel: 'silent',
-    });
-    const [output] = Object.values(result.metafile.outputs);
-    const externals = output.imports.filter((i) => i.external).map((i) => i.path);
-    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
-    expect(externals.filter((p) => !p.startsWith('@aws-sdk/') && !builtins.has(p))).toEqual([]);
-    expect(externals).toContain('@aws-sdk/client-cloudwatch');
-    expect(Object.keys(output.inputs).sort()).toEqual([
-      'constructs/core/names.ts',
-      'constructs/intentions/private/consul-client.ts',
-      'constructs/intentions/private/registrar-handler/index.ts',
+    await expectSelfContainedBundle(
       'constructs/intentions/private/rotation-handler/index.ts',
-    ]);
+      [
+        'constructs/core/names.ts',
+        'constructs/intentions/private/consul-client.ts',
+        'constructs/intentions/private/registrar-handler/index.ts',
+        'constructs/intentions/private/rotation-handler/index.ts',
+      ],
+      ['@aws-sdk/client-cloudwatch'],
+    );
   });
 });

@@ -11,10 +11,7 @@
  * @see https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html
  * @see https://smithy.io/2.0/aws/protocols/aws-json-1_0-protocol.html
  */
-import * as crypto from 'crypto';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
-import * as zlib from 'zlib';
+import { AwsJsonError, AwsJsonServer, type AwsJsonRequest } from './aws-json-server';
 
 /** The JSON 1.0 target prefix of CloudWatch (its Smithy service shape name). */
 export const CLOUDWATCH_TARGET_PREFIX = 'GraniteServiceVersion20100801.';
@@ -54,16 +51,20 @@ export class CloudWatchStandIn {
   /** Every datum accepted, in order. */
   public readonly data: MetricDatum[] = [];
   public fault: CloudWatchFault | undefined;
-  private readonly server = http.createServer((req, res) => this.serve(req, res));
+  private readonly server = new AwsJsonServer({
+    version: '1.0',
+    requireContentType: true,
+    // awsQueryCompatible services also name the Query error code in this header; the SDK reads either.
+    errorHeaders: (type) => ({ 'x-amzn-query-error': `${type};Sender` }),
+    handle: (r) => this.serve(r),
+  });
 
-  public async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  public start(): Promise<string> {
+    return this.server.start();
   }
 
-  public async stop(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  public stop(): Promise<void> {
+    return this.server.stop();
   }
 
   public reset(): void {
@@ -77,72 +78,46 @@ export class CloudWatchStandIn {
     return this.data.filter((d) => d.metricName === metricName);
   }
 
-  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const reply = (status: number, payload: object): void => {
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-requestid': crypto.randomUUID() });
-        res.end(JSON.stringify(payload));
-      };
-      const error = (status: number, type: string, message: string): void => {
-        // awsQueryCompatible services also name the Query error code in this header; the SDK reads either.
-        res.setHeader('x-amzn-query-error', `${type};Sender`);
-        reply(status, { __type: type, message });
-      };
-      const contentType = req.headers['content-type'];
-      const contentEncoding = req.headers['content-encoding'];
-      if (contentType !== 'application/x-amz-json-1.0') {
-        return error(400, 'InvalidAction', `the stand-in speaks AWS JSON 1.0 only, got Content-Type ${String(contentType)}`);
-      }
-      let body: Record<string, unknown>;
-      try {
-        const raw = Buffer.concat(chunks);
-        const text = (contentEncoding === 'gzip' ? zlib.gunzipSync(raw) : raw).toString('utf8');
-        body = JSON.parse(text || '{}') as Record<string, unknown>;
-      } catch {
-        return error(400, 'SerializationException', 'the body is not (gzipped) JSON');
-      }
-      const target = String(req.headers['x-amz-target'] ?? '');
-      this.requests.push({
-        target,
-        authorization: String(req.headers.authorization ?? ''),
-        amzDate: req.headers['x-amz-date'] as string | undefined,
-        contentType,
-        contentEncoding,
-        body,
-      });
-      if (target !== `${CLOUDWATCH_TARGET_PREFIX}PutMetricData`) {
-        return error(400, 'InvalidAction', `the stand-in does not implement ${target}`);
-      }
-      if (this.fault) {
-        return error(this.fault.status ?? 400, this.fault.type, this.fault.message);
-      }
-      const namespace = body.Namespace;
-      const metricData = body.MetricData;
-      if (typeof namespace !== 'string' || namespace === '' || namespace.startsWith('AWS/')) {
-        return error(400, 'InvalidParameterValue', `The value ${String(namespace)} for parameter Namespace is not valid.`);
-      }
-      if (!Array.isArray(metricData) || metricData.length === 0 || metricData.length > 1000) {
-        return error(400, 'InvalidParameterValue', 'MetricData must have 1 to 1000 items.');
-      }
-      const accepted: MetricDatum[] = [];
-      for (const raw of metricData as Array<Record<string, unknown>>) {
-        if (typeof raw.MetricName !== 'string' || raw.MetricName === '') {
-          return error(400, 'MissingParameter', 'The parameter MetricData.member.MetricName is required.');
-        }
-        const dimensions = Array.isArray(raw.Dimensions) ? (raw.Dimensions as Array<{ Name: string; Value: string }>) : [];
-        accepted.push({
-          namespace,
-          metricName: raw.MetricName,
-          dimensions: Object.fromEntries(dimensions.map((d) => [d.Name, d.Value])),
-          ...(typeof raw.Value === 'number' ? { value: raw.Value } : {}),
-          ...(typeof raw.Unit === 'string' ? { unit: raw.Unit } : {}),
-          ...(typeof raw.Timestamp === 'number' ? { timestamp: new Date(raw.Timestamp * 1000) } : {}),
-        });
-      }
-      this.data.push(...accepted);
-      reply(200, {});
+  private serve(request: AwsJsonRequest): object {
+    const { target, body } = request;
+    this.requests.push({
+      target,
+      authorization: request.authorization,
+      amzDate: request.amzDate,
+      contentType: request.contentType,
+      contentEncoding: request.contentEncoding,
+      body,
     });
+    if (target !== `${CLOUDWATCH_TARGET_PREFIX}PutMetricData`) {
+      throw new AwsJsonError('InvalidAction', `the stand-in does not implement ${target}`);
+    }
+    if (this.fault) {
+      throw new AwsJsonError(this.fault.type, this.fault.message, this.fault.status ?? 400);
+    }
+    const namespace = body.Namespace;
+    const metricData = body.MetricData;
+    if (typeof namespace !== 'string' || namespace === '' || namespace.startsWith('AWS/')) {
+      throw new AwsJsonError('InvalidParameterValue', `The value ${String(namespace)} for parameter Namespace is not valid.`);
+    }
+    if (!Array.isArray(metricData) || metricData.length === 0 || metricData.length > 1000) {
+      throw new AwsJsonError('InvalidParameterValue', 'MetricData must have 1 to 1000 items.');
+    }
+    const accepted: MetricDatum[] = [];
+    for (const raw of metricData as Array<Record<string, unknown>>) {
+      if (typeof raw.MetricName !== 'string' || raw.MetricName === '') {
+        throw new AwsJsonError('MissingParameter', 'The parameter MetricData.member.MetricName is required.');
+      }
+      const dimensions = Array.isArray(raw.Dimensions) ? (raw.Dimensions as Array<{ Name: string; Value: string }>) : [];
+      accepted.push({
+        namespace,
+        metricName: raw.MetricName,
+        dimensions: Object.fromEntries(dimensions.map((d) => [d.Name, d.Value])),
+        ...(typeof raw.Value === 'number' ? { value: raw.Value } : {}),
+        ...(typeof raw.Unit === 'string' ? { unit: raw.Unit } : {}),
+        ...(typeof raw.Timestamp === 'number' ? { timestamp: new Date(raw.Timestamp * 1000) } : {}),
+      });
+    }
+    this.data.push(...accepted);
+    return {};
   }
 }

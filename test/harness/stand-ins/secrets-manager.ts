@@ -8,8 +8,7 @@
  * @see https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_PutSecretValue.html
  */
 import * as crypto from 'crypto';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
+import { AwsJsonError, AwsJsonServer, type AwsJsonRequest } from './aws-json-server';
 
 /** One request as the stand-in received it. */
 export interface RecordedRequest {
@@ -35,17 +34,15 @@ export class SecretsManagerStandIn {
   public readonly everStored: string[] = [];
   public faults: Fault[] = [];
   private secrets = new Map<string, { versions: Map<string, string>; current?: string }>();
-  private readonly server = http.createServer((req, res) => this.serve(req, res));
+  private readonly server = new AwsJsonServer({ version: '1.1', handle: (r) => this.serve(r) });
 
-  public async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  /** Starts the server; returns the endpoint for `AWS_ENDPOINT_URL_SECRETS_MANAGER`. */
+  public start(): Promise<string> {
+    return this.server.start();
   }
 
-  public async stop(): Promise<void> {
-    // The SDK keeps connections alive: close them, or the server never finishes closing.
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  public stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** Forgets everything and creates `arns` as empty secrets, as the stack does before the custom resource runs. */
@@ -104,70 +101,55 @@ export class SecretsManagerStandIn {
     return this.requests.filter((r) => r.target === 'secretsmanager.PutSecretValue').map((r) => r.body.SecretId!);
   }
 
-  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as RecordedRequest['body'];
-      const target = String(req.headers['x-amz-target'] ?? '');
-      this.requests.push({
-        target,
-        authorization: String(req.headers.authorization ?? ''),
-        amzDate: req.headers['x-amz-date'] as string | undefined,
-        contentType: req.headers['content-type'],
-        body,
-      });
-      const reply = (status: number, payload: object): void => {
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': crypto.randomUUID() });
-        res.end(JSON.stringify(payload));
-      };
-      const error = (type: string, message: string): void => reply(400, { __type: type, message });
+  private serve(request: AwsJsonRequest): object {
+    const { target } = request;
+    const body = request.body as RecordedRequest['body'];
+    this.requests.push({ target, authorization: request.authorization, amzDate: request.amzDate, contentType: request.contentType, body });
 
-      const operation = target.replace(/^secretsmanager\./, '');
-      const fault = this.faults.find((f) => f.operation === operation && f.secretArn === body.SecretId);
-      if (fault) {
-        return error(fault.type, fault.message);
-      }
-      const secretArn = body.SecretId ?? '';
-      const secret = this.secrets.get(secretArn);
-      const name = secretArn.split(':secret:')[1] ?? secretArn;
-      switch (target) {
-        case 'secretsmanager.GetSecretValue': {
-          if (!secret) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
-          }
-          if (secret.current === undefined) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT");
-          }
-          return reply(200, {
-            ARN: secretArn,
-            Name: name,
-            VersionId: secret.current,
-            SecretString: secret.versions.get(secret.current),
-            VersionStages: ['AWSCURRENT'],
-            CreatedDate: Date.now() / 1000,
-          });
+    const operation = target.replace(/^secretsmanager\./, '');
+    const fault = this.faults.find((f) => f.operation === operation && f.secretArn === body.SecretId);
+    if (fault) {
+      throw new AwsJsonError(fault.type, fault.message);
+    }
+    const secretArn = body.SecretId ?? '';
+    const secret = this.secrets.get(secretArn);
+    const name = secretArn.split(':secret:')[1] ?? secretArn;
+    switch (target) {
+      case 'secretsmanager.GetSecretValue': {
+        if (!secret) {
+          throw new AwsJsonError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
         }
-        case 'secretsmanager.PutSecretValue': {
-          if (!secret) {
-            return error('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
-          }
-          if (typeof body.SecretString !== 'string') {
-            return error('InvalidParameterException', 'You must provide either SecretString or SecretBinary.');
-          }
-          const versionId = body.ClientRequestToken ?? crypto.randomUUID();
-          const existing = secret.versions.get(versionId);
-          if (existing !== undefined && existing !== body.SecretString) {
-            return error('ResourceExistsException', 'You can’t modify an existing version, you can only create a new version.');
-          }
-          secret.versions.set(versionId, body.SecretString);
-          secret.current = versionId;
-          this.everStored.push(body.SecretString);
-          return reply(200, { ARN: secretArn, Name: name, VersionId: versionId, VersionStages: ['AWSCURRENT'] });
+        if (secret.current === undefined) {
+          throw new AwsJsonError('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: AWSCURRENT");
         }
-        default:
-          return error('UnknownOperationException', `the stand-in does not implement ${target}`);
+        return {
+          ARN: secretArn,
+          Name: name,
+          VersionId: secret.current,
+          SecretString: secret.versions.get(secret.current),
+          VersionStages: ['AWSCURRENT'],
+          CreatedDate: Date.now() / 1000,
+        };
       }
-    });
+      case 'secretsmanager.PutSecretValue': {
+        if (!secret) {
+          throw new AwsJsonError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+        }
+        if (typeof body.SecretString !== 'string') {
+          throw new AwsJsonError('InvalidParameterException', 'You must provide either SecretString or SecretBinary.');
+        }
+        const versionId = body.ClientRequestToken ?? crypto.randomUUID();
+        const existing = secret.versions.get(versionId);
+        if (existing !== undefined && existing !== body.SecretString) {
+          throw new AwsJsonError('ResourceExistsException', 'You can’t modify an existing version, you can only create a new version.');
+        }
+        secret.versions.set(versionId, body.SecretString);
+        secret.current = versionId;
+        this.everStored.push(body.SecretString);
+        return { ARN: secretArn, Name: name, VersionId: versionId, VersionStages: ['AWSCURRENT'] };
+      }
+      default:
+        throw new AwsJsonError('UnknownOperationException', `the stand-in does not implement ${target}`);
+    }
   }
 }

@@ -21,8 +21,7 @@
  * @see https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html
  */
 import * as crypto from 'crypto';
-import * as http from 'http';
-import type { AddressInfo } from 'net';
+import { AwsJsonError, AwsJsonServer, type AwsJsonRequest } from './aws-json-server';
 
 /** The operations the stand-in implements. */
 export type SsmOperation = 'PutParameter' | 'GetParameter' | 'DeleteParameter' | 'GetParametersByPath';
@@ -73,16 +72,6 @@ const ADVANCED_MAX_BYTES = 8192;
 const MAX_NAME_WITH_ARN = 1011;
 const MAX_LEVELS = 15;
 
-class SsmError extends Error {
-  public constructor(
-    public readonly type: string,
-    message: string,
-    public readonly status = 400,
-  ) {
-    super(message);
-  }
-}
-
 /** The stand-in server. `start()` returns the endpoint for `AWS_ENDPOINT_URL_SSM`. */
 export class SsmStandIn {
   public readonly requests: SsmRequest[] = [];
@@ -90,7 +79,7 @@ export class SsmStandIn {
   public readonly everStored: string[] = [];
   public faults: SsmFault[] = [];
   private readonly parameters = new Map<string, StoredParameter>();
-  private readonly server = http.createServer((req, res) => this.serve(req, res));
+  private readonly server = new AwsJsonServer({ version: '1.1', handle: (r) => this.serve(r) });
   private readonly region: string;
   private readonly account: string;
 
@@ -99,15 +88,12 @@ export class SsmStandIn {
     this.account = options.account ?? '123456789012';
   }
 
-  public async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  public start(): Promise<string> {
+    return this.server.start();
   }
 
-  public async stop(): Promise<void> {
-    // The SDK keeps connections alive: close them, or the server never finishes closing.
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  public stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** Forgets every parameter, request and fault. */
@@ -153,43 +139,16 @@ export class SsmStandIn {
     return `arn:aws:ssm:${this.region}:${this.account}:parameter${name.startsWith('/') ? '' : '/'}${name}`;
   }
 
-  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const reply = (status: number, payload: object): void => {
-        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': crypto.randomUUID() });
-        res.end(JSON.stringify(payload));
-      };
-      let body: Record<string, unknown>;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
-      } catch {
-        return reply(400, { __type: 'SerializationException', message: 'the body is not JSON' });
-      }
-      const target = String(req.headers['x-amz-target'] ?? '');
-      const operation = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
-      this.requests.push({
-        operation,
-        authorization: String(req.headers.authorization ?? ''),
-        amzDate: req.headers['x-amz-date'] as string | undefined,
-        contentType: req.headers['content-type'],
-        body,
-      });
-      try {
-        const name = typeof body.Name === 'string' ? body.Name : typeof body.Path === 'string' ? body.Path : undefined;
-        const fault = this.faults.find((f) => f.operation === operation && (f.name === undefined || f.name === name));
-        if (fault) {
-          throw new SsmError(fault.type, fault.message, fault.status);
-        }
-        reply(200, this.dispatch(operation, body));
-      } catch (e) {
-        if (e instanceof SsmError) {
-          return reply(e.status, { __type: e.type, message: e.message });
-        }
-        reply(500, { __type: 'InternalServerError', message: e instanceof Error ? e.message : String(e) });
-      }
-    });
+  private serve(request: AwsJsonRequest): object {
+    const { target, body } = request;
+    const operation = target.startsWith('AmazonSSM.') ? target.slice('AmazonSSM.'.length) : target;
+    this.requests.push({ operation, authorization: request.authorization, amzDate: request.amzDate, contentType: request.contentType, body });
+    const name = typeof body.Name === 'string' ? body.Name : typeof body.Path === 'string' ? body.Path : undefined;
+    const fault = this.faults.find((f) => f.operation === operation && (f.name === undefined || f.name === name));
+    if (fault) {
+      throw new AwsJsonError(fault.type, fault.message, fault.status);
+    }
+    return this.dispatch(operation, body);
   }
 
   private dispatch(operation: string, body: Record<string, unknown>): object {
@@ -200,21 +159,21 @@ export class SsmStandIn {
         const name = this.validName(body.Name);
         const p = this.parameters.get(name);
         if (!p) {
-          throw new SsmError('ParameterNotFound', `Parameter ${name} not found.`);
+          throw new AwsJsonError('ParameterNotFound', `Parameter ${name} not found.`);
         }
         return { Parameter: this.render(p, body.WithDecryption === true) };
       }
       case 'DeleteParameter': {
         const name = this.validName(body.Name);
         if (!this.parameters.delete(name)) {
-          throw new SsmError('ParameterNotFound', `Parameter ${name} not found.`);
+          throw new AwsJsonError('ParameterNotFound', `Parameter ${name} not found.`);
         }
         return {};
       }
       case 'GetParametersByPath':
         return this.byPath(body);
       default:
-        throw new SsmError('InvalidAction', `the stand-in does not implement ${operation}`);
+        throw new AwsJsonError('InvalidAction', `the stand-in does not implement ${operation}`);
     }
   }
 
@@ -222,15 +181,15 @@ export class SsmStandIn {
     const name = this.validName(body.Name);
     const value = body.Value;
     if (typeof value !== 'string' || value.length === 0) {
-      throw new SsmError('ValidationException', "1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1");
+      throw new AwsJsonError('ValidationException', "1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1");
     }
     const existing = this.parameters.get(name);
     const type = (body.Type ?? existing?.type) as StoredParameter['type'] | undefined;
     if (type !== 'String' && type !== 'StringList' && type !== 'SecureString') {
-      throw new SsmError('ValidationException', 'A parameter type is required when you create a parameter.');
+      throw new AwsJsonError('ValidationException', 'A parameter type is required when you create a parameter.');
     }
     if (existing && body.Overwrite !== true) {
-      throw new SsmError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
+      throw new AwsJsonError('ParameterAlreadyExists', 'The parameter already exists. To overwrite this value, set the overwrite option in the request to true.');
     }
     const bytes = Buffer.byteLength(value, 'utf8');
     const requested = body.Tier as string | undefined;
@@ -242,23 +201,23 @@ export class SsmStandIn {
     } else if (requested === undefined) {
       tier = existing?.tier ?? 'Standard';
     } else {
-      throw new SsmError('ValidationException', `1 validation error detected: Value '${requested}' at 'tier' failed to satisfy constraint`);
+      throw new AwsJsonError('ValidationException', `1 validation error detected: Value '${requested}' at 'tier' failed to satisfy constraint`);
     }
     if (existing?.tier === 'Advanced' && tier === 'Standard') {
-      throw new SsmError('ValidationException', "You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.");
+      throw new AwsJsonError('ValidationException', "You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.");
     }
     if (tier === 'Standard' && bytes > STANDARD_MAX_BYTES) {
-      throw new SsmError(
+      throw new AwsJsonError(
         'ValidationException',
         'Standard tier parameters support a maximum parameter value of 4096 characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier.',
       );
     }
     if (bytes > ADVANCED_MAX_BYTES) {
-      throw new SsmError('ValidationException', 'Advanced tier parameters support a maximum parameter value of 8192 characters.');
+      throw new AwsJsonError('ValidationException', 'Advanced tier parameters support a maximum parameter value of 8192 characters.');
     }
     const keyId = type === 'SecureString' ? (typeof body.KeyId === 'string' ? body.KeyId : 'alias/aws/ssm') : undefined;
     if (type !== 'SecureString' && body.KeyId !== undefined) {
-      throw new SsmError('ValidationException', 'KeyId is required for SecureString type parameter only.');
+      throw new AwsJsonError('ValidationException', 'KeyId is required for SecureString type parameter only.');
     }
     const version = (existing?.version ?? 0) + 1;
     this.parameters.set(name, { name, type, value, tier, version, lastModified: new Date(), ...(keyId === undefined ? {} : { keyId }) });
@@ -269,7 +228,7 @@ export class SsmStandIn {
   private byPath(body: Record<string, unknown>): object {
     const path = typeof body.Path === 'string' ? body.Path.replace(/\/+$/, '') : '';
     if (!path.startsWith('/') && path !== '') {
-      throw new SsmError('ValidationException', 'The parameter path must begin with a forward slash (/).');
+      throw new AwsJsonError('ValidationException', 'The parameter path must begin with a forward slash (/).');
     }
     const recursive = body.Recursive === true;
     const max = typeof body.MaxResults === 'number' ? Math.min(10, body.MaxResults) : 10;
@@ -299,20 +258,20 @@ export class SsmStandIn {
   /** Validates a name as the service does, throwing the service's error types. */
   private validName(raw: unknown): string {
     if (typeof raw !== 'string' || raw.length === 0) {
-      throw new SsmError('ValidationException', "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must not be null");
+      throw new AwsJsonError('ValidationException', "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must not be null");
     }
     if (!/^[A-Za-z0-9_.\-/]+$/.test(raw) || (raw.includes('/') && !raw.startsWith('/'))) {
-      throw new SsmError('ValidationException', 'Parameter name: can\'t be prefixed with "ssm" (case-insensitive). If formed as a path, it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_');
+      throw new AwsJsonError('ValidationException', 'Parameter name: can\'t be prefixed with "ssm" (case-insensitive). If formed as a path, it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_');
     }
     if (/^\/?(aws|ssm)/i.test(raw)) {
-      throw new SsmError('ValidationException', 'No access to reserved parameter name: ' + raw);
+      throw new AwsJsonError('ValidationException', 'No access to reserved parameter name: ' + raw);
     }
     if (raw.split('/').length - 1 > MAX_LEVELS) {
-      throw new SsmError('HierarchyLevelLimitExceededException', 'A hierarchy can have a maximum of 15 levels.');
+      throw new AwsJsonError('HierarchyLevelLimitExceededException', 'A hierarchy can have a maximum of 15 levels.');
     }
     const arnPrefix = `arn:aws:ssm:${this.region}:${this.account}:parameter`;
     if (arnPrefix.length + (raw.startsWith('/') ? raw.length : raw.length + 1) > MAX_NAME_WITH_ARN) {
-      throw new SsmError('ValidationException', `Parameter name ${raw.slice(0, 40)}... exceeds the maximum length of ${MAX_NAME_WITH_ARN} characters including its ARN.`);
+      throw new AwsJsonError('ValidationException', `Parameter name ${raw.slice(0, 40)}... exceeds the maximum length of ${MAX_NAME_WITH_ARN} characters including its ARN.`);
     }
     return raw;
   }

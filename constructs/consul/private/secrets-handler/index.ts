@@ -14,34 +14,8 @@
  */
 import * as crypto from 'crypto';
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import { createCa, createServerCertificate, ipAddressOctets, recreateCaCertificate, type CertificateAndKey } from './x509';
-
-/**
- * A CloudFormation custom resource request (as sent to a function directly or through the Provider framework).
- * Defined here rather than imported from aws-cdk-lib, whose declaration depends on `@types/aws-lambda` and types
- * properties as `any`.
- */
-export interface OnEventRequest {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  /** Validated by {@link parseProperties}: CloudFormation passes every scalar as a string. */
-  readonly ResourceProperties: Readonly<Record<string, unknown>>;
-  readonly OldResourceProperties?: Readonly<Record<string, unknown>>;
-  /** Sent with Update and Delete. */
-  readonly PhysicalResourceId?: string;
-  readonly LogicalResourceId?: string;
-  readonly RequestId?: string;
-  readonly StackId?: string;
-  readonly ResourceType?: string;
-  readonly ResponseURL?: string;
-  readonly ServiceToken?: string;
-}
-
-/** The outcome of a successful request. */
-export interface OnEventResponse {
-  readonly PhysicalResourceId: string;
-  /** Attributes for `Fn::GetAtt`: public values only. */
-  readonly Data?: { readonly CaFingerprintSha256: string };
-}
 
 /** The physical ID on Create; Update keeps whatever the resource has, so nothing ever triggers a replacement. */
 export const PHYSICAL_RESOURCE_ID = 'consul-secrets';
@@ -66,8 +40,11 @@ interface Properties {
   readonly scopedTokens: ReadonlyArray<{ readonly role: string; readonly secretArn: string }>;
 }
 
-/** Handles one lifecycle event. Throws (and the framework reports a FAILED response) on any error. */
-export async function handler(event: OnEventRequest): Promise<OnEventResponse> {
+/**
+ * Handles one lifecycle event. Throws (and the framework reports a FAILED response) on any error. `Data` (Create and
+ * Update): the CA certificate's SHA-256 fingerprint.
+ */
+export async function handler(event: CustomResourceEvent): Promise<CustomResourceResult<{ readonly CaFingerprintSha256: string }>> {
   if (event.RequestType === 'Delete') {
     // The secrets are stack resources: CloudFormation deletes them (or retains them, per their policy).
     log({ action: 'none', requestType: 'Delete' });

@@ -23,6 +23,7 @@
  * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions
  */
 import { gunzipSync } from 'zlib';
+import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../consul-api';
 import { connectionFromSecrets, consulClient } from '../consul-client';
 import {
@@ -41,26 +42,6 @@ import {
   withoutOwner,
 } from '../config-entries';
 
-/** A CloudFormation custom resource request (as CloudFormation sends it to the function). */
-export interface OnEventRequest {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  /** `Owner` and `Entries` (JSON) or `EntriesGzip` (base64 of gzipped JSON): validated by {@link parseProperties}. */
-  readonly ResourceProperties: Readonly<Record<string, unknown>>;
-  readonly OldResourceProperties?: Readonly<Record<string, unknown>>;
-  readonly PhysicalResourceId?: string;
-  readonly LogicalResourceId?: string;
-  readonly RequestId?: string;
-  readonly StackId?: string;
-  readonly ResourceType?: string;
-  readonly ResponseURL?: string;
-  readonly ServiceToken?: string;
-}
-
-/** The outcome of a successful request. */
-export interface OnEventResponse {
-  readonly PhysicalResourceId: string;
-}
-
 /** What the handler needs from outside: built from the environment in Lambda, injectable in tests. */
 export interface IntentionsDependencies {
   readonly consul: ConsulApi;
@@ -78,7 +59,7 @@ export interface IntentionsProperties {
 type Json = Record<string, unknown>;
 
 /** Handles one lifecycle event. Throws (reported as FAILED) with a message naming the entry on any error. */
-export async function handler(event: OnEventRequest, deps?: IntentionsDependencies): Promise<OnEventResponse> {
+export async function handler(event: CustomResourceEvent, deps?: IntentionsDependencies): Promise<CustomResourceResult<never>> {
   if (event.RequestType !== 'Create' && event.RequestType !== 'Update' && event.RequestType !== 'Delete') {
     throw new Error(`unknown RequestType ${JSON.stringify(event.RequestType)}`);
   }

@@ -28,30 +28,9 @@
 import * as crypto from 'crypto';
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DNS_1123_LABEL } from '../../../core/names';
+import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../consul-api';
 import { connectionFromSecrets, consulClient } from '../consul-client';
-
-/** A CloudFormation custom resource request, as CloudFormation sends it to the function. */
-export interface OnEventRequest {
-  readonly RequestType: 'Create' | 'Update' | 'Delete';
-  readonly ResourceProperties: Readonly<Record<string, unknown>>;
-  readonly OldResourceProperties?: Readonly<Record<string, unknown>>;
-  readonly PhysicalResourceId?: string;
-  readonly RequestId?: string;
-  /** `arn:<partition>:cloudformation:<region>:<account>:stack/...`: where the parameters' ARNs are. */
-  readonly StackId?: string;
-  readonly LogicalResourceId?: string;
-  readonly ResourceType?: string;
-  readonly ResponseURL?: string;
-  readonly ServiceToken?: string;
-}
-
-/** The outcome of a successful request. */
-export interface OnEventResponse {
-  readonly PhysicalResourceId: string;
-  /** `TrustDomain`: the Consul CA's SPIFFE trust domain (Create and Update only). */
-  readonly Data?: { readonly TrustDomain: string };
-}
 
 /** What a handler needs from outside: injected by tests, built from the environment in Lambda. */
 export interface RegistrarDependencies {
@@ -119,8 +98,11 @@ export interface RegistrarProperties extends ConsulScope {
   readonly nodeName: string;
 }
 
-/** Handles one lifecycle event. Throws (and the entry point reports FAILED) on any error. */
-export async function handler(event: OnEventRequest, deps?: RegistrarDependencies): Promise<OnEventResponse> {
+/**
+ * Handles one lifecycle event. Throws (and the entry point reports FAILED) on any error. `StackId` (optional) locates
+ * the parameters' ARNs; `Data.TrustDomain` (Create and Update only): the Consul CA's SPIFFE trust domain.
+ */
+export async function handler(event: CustomResourceEvent, deps?: RegistrarDependencies): Promise<CustomResourceResult<{ readonly TrustDomain: string }>> {
   if (event.RequestType !== 'Create' && event.RequestType !== 'Update' && event.RequestType !== 'Delete') {
     throw new Error(`unknown RequestType ${JSON.stringify(event.RequestType)}`);
   }
