@@ -243,7 +243,7 @@ function checkOwner(owner: string): void {
 function checked<T extends ConsulConfigEntry>(entry: T): T {
   const problem = metaProblem(entry.Meta ?? {});
   if (problem !== undefined) {
-    throw fail(entry.Name, `${Object.keys(entry.Meta ?? {}).length} Meta pairs`, `${problem}: fewer sources per destination in one owner (split the rules over several MeshIntentions)`);
+    throw fail(entry.Name, `${Object.keys(entry.Meta ?? {}).length} Meta pairs`, `${problem}: fewer source identities for this destination, or shorter identity names (each owner records its sources' names in the entry's Meta, 512 bytes a value, and all owners share one entry, so splitting the rules over several MeshIntentions does not help)`);
   }
   const bytes = Buffer.byteLength(JSON.stringify(entry));
   if (bytes > CONFIG_ENTRY_MAX_BYTES) {
