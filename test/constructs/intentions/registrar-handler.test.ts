@@ -14,28 +14,17 @@ import {
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 import { SsmStandIn } from '../../harness/stand-ins/ssm';
+import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, NODE, parameter, PREFIX, REGION } from './fixtures';
 
-const REGION = 'us-east-1';
-const ACCOUNT = '123456789012';
-const MESH = 'prod';
-const NODE = `lambda-mesh-functions-${MESH}`;
-const PREFIX = `/lambda-mesh/${MESH}`;
-const KMS_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0b6c8f4e-0000-4000-8000-000000000001`;
 const STACK_ID = `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/mesh/00000000-0000-0000-0000-000000000000`;
-const CA_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/ca-certificate-AbCdEf`;
-const TOKEN_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/token-identity-registrar-AbCdEf`;
-const CONSUL_SECRETS = { ca: CA_SECRET, token: TOKEN_SECRET };
 
 /** The registrar's token holds exactly what the handler needs: node:write on its node, service:write on the identities. */
 const REGISTRAR_TOKEN = '7d3f0b52-0000-4000-8000-00000000beef';
 const READ_ONLY_TOKEN = '7d3f0b52-0000-4000-8000-00000000cafe';
 
-const A = { name: 'model-a-v1', functionName: 'model-a', version: '1' };
-const B = { name: 'model-b-v3', functionName: 'model-b', version: '3' };
 const C = { name: 'model-c-v7', functionName: 'model-c', version: '7' };
 type Identity = typeof A;
 
-const parameter = (identity: string, namespace = 'default', partition = 'default'): string => `${PREFIX}/${partition}/${namespace}/${identity}`;
 const BUNDLE_KEYS = ['privateKeyPEM', 'certPEM', 'rootCertPEM', 'trustDomain', 'peers'];
 
 function properties(identities: readonly Identity[], overrides: Record<string, unknown> = {}): Record<string, unknown> {

@@ -18,26 +18,15 @@ import { CloudWatchStandIn } from '../../harness/stand-ins/cloudwatch';
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 import { SsmStandIn } from '../../harness/stand-ins/ssm';
+import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, MESH, NODE, parameter, PREFIX, REGION } from './fixtures';
 
-const REGION = 'us-east-1';
-const ACCOUNT = '123456789012';
-const MESH = 'prod';
-const NODE = `lambda-mesh-functions-${MESH}`;
-const PREFIX = `/lambda-mesh/${MESH}`;
 const METRIC_NAMESPACE = 'LambdaMesh/Identities';
-const KMS_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0b6c8f4e-0000-4000-8000-000000000001`;
-const CA_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/ca-certificate-AbCdEf`;
-const TOKEN_SECRET = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:consul/token-identity-registrar-AbCdEf`;
-const CONSUL_SECRETS = { ca: CA_SECRET, token: TOKEN_SECRET };
 /** The rotation function's token: service:write on the identities (leaf certificates), nothing else. */
 const ROTATION_TOKEN = '7d3f0b52-0000-4000-8000-00000000beef';
 const REGISTRAR_TOKEN = '7d3f0b52-0000-4000-8000-00000000f00d';
 
-const A = { name: 'model-a-v1', functionName: 'model-a', version: '1' };
-const B = { name: 'model-b-v3', functionName: 'model-b', version: '3' };
 const HOUR = 3600 * 1000;
 
-const parameter = (identity: string): string => `${PREFIX}/default/default/${identity}`;
 /** Node's serial (upper-case hex) as Consul writes it (lower-case hex bytes joined by ':'). */
 const consulSerial = (hex: string): string => (hex.toLowerCase().match(/../g) ?? []).join(':');
 
