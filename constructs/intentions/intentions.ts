@@ -9,7 +9,7 @@ import { newVpcFunction } from '../core/private/vpc-function';
 import { ConsulTokenRole, type IConsulCluster } from '../consul/types';
 import { type IMesh } from '../mesh';
 import { type IMeshNetwork } from '../network';
-import { grantConsulAccess } from './consul-access';
+import { grantConsulAccess } from './private/consul-access';
 import { renderConfigEntries } from './private/config-entries';
 
 /**

@@ -17,7 +17,7 @@ import { Acknowledgements } from '../core/validation';
 import { ConsulTokenRole, type IConsulCluster } from '../consul/types';
 import { IdentityKind, type IMesh } from '../mesh';
 import { type IMeshNetwork } from '../network';
-import { grantConsulAccess } from './consul-access';
+import { grantConsulAccess } from './private/consul-access';
 
 /**
  * SSM's parameter name limits: 1011 characters including the ARN prefix, 15 levels.

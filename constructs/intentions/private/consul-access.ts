@@ -2,7 +2,7 @@ import { Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import { type ConsulTokenRole, ConsulPorts, type IConsulCluster } from '../consul/types';
+import { type ConsulTokenRole, ConsulPorts, type IConsulCluster } from '../../consul/types';
 
 /**
  * Gives a library function what it needs to call the Consul API as `role`: the network path to the cluster's
