@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests use when they are missing and this machine can (root with apt-get);
+# Installs the Debian tools the tests use (shellcheck, Go) when they are missing and this machine can (root with apt-get);
 # otherwise says which command installs them. Run by `npm test` (pretest) and by .ci/run.
 set -euo pipefail
 
 missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# The mesh extension is Go (standard library only, Go 1.19 or newer: Debian's golang-go).
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0

@@ -1,0 +1,3 @@
+module lambdamesh/extension
+
+go 1.19

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+type proxyFixture struct {
+	proxy *Proxy
+	stats *Stats
+	logs  *syncBuffer
+	addr  string
+	gw    *testGateway
+	ca    *testCA
+}
+
+const wantSNI = "feature-store." + testNS + "." + testDC + ".internal." + testTrustDomain
+
+// newProxyFixture runs a proxy whose identity comes from ca, in front of a gateway presenting serverCert.
+func newProxyFixture(t *testing.T, ca *testCA, client testLeaf, serverCert testLeaf) *proxyFixture {
+	t.Helper()
+	gw := startGateway(t, serverCert.tls, ca, wantSNI, startEcho(t))
+	logs := &syncBuffer{}
+	stats := &Stats{}
+	cfg := &Config{Gateway: gw.addr, Namespace: testNS, Datacenter: testDC, Upstreams: []Upstream{{Service: "feature-store", LocalPort: 0}}, DialTimeout: 2 * time.Second}
+	p := NewProxy(cfg, NewLogger(logs), stats)
+	id, err := ParseBundle([]byte(bundleJSON(t, client, ca.pem)), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetIdentity(id)
+	if err := p.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	p.Serve()
+	t.Cleanup(p.Close)
+	return &proxyFixture{proxy: p, stats: stats, logs: logs, addr: p.Addrs()[0].String(), gw: gw, ca: ca}
+}
+
+func TestProxyEndToEndRealTLS(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	client := ca.freshLeaf(t, spiffe("my-function"))
+	f := newProxyFixture(t, ca, client, ca.freshLeaf(t, spiffe("feature-store")))
+
+	got, err := roundTrip(t, f.addr, "hello mesh")
+	if err != nil || got != "hello mesh" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	snis, clients, uris := f.gw.seen()
+	if len(snis) != 1 || snis[0] != wantSNI {
+		t.Fatalf("SNI %v, want %s", snis, wantSNI)
+	}
+	if clients[0] != client.serial.Text(16) || uris[0] != spiffe("my-function") {
+		t.Fatalf("gateway saw client %v %v", clients, uris)
+	}
+	waitFor(t, func() bool { return f.stats.BytesIn.Load() == 10 && f.stats.BytesOut.Load() == 10 })
+	if f.stats.Connections.Load() != 1 || f.stats.HandshakeFailures.Load() != 0 {
+		t.Fatalf("stats %v", f.stats.Fields())
+	}
+}
+
+func TestProxyRejectsWrongSpiffeID(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	f := newProxyFixture(t, ca, ca.freshLeaf(t, spiffe("my-function")), ca.freshLeaf(t, spiffe("impostor")))
+	got, _ := roundTrip(t, f.addr, "secret")
+	if got != "" {
+		t.Fatalf("data came back through a rejected peer: %q", got)
+	}
+	waitFor(t, func() bool { return f.stats.HandshakeFailures.Load() == 1 })
+	if !strings.Contains(f.logs.String(), "upstream identity rejected") || !strings.Contains(f.logs.String(), spiffe("impostor")) {
+		t.Fatalf("log does not explain the rejection:\n%s", f.logs.String())
+	}
+}
+
+func TestProxyRejectsUnknownCA(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	rogue := newCA(t, "rogue-ca")
+	// Right SPIFFE ID, wrong issuer.
+	f := newProxyFixture(t, ca, ca.freshLeaf(t, spiffe("my-function")), rogue.freshLeaf(t, spiffe("feature-store")))
+	got, _ := roundTrip(t, f.addr, "secret")
+	if got != "" {
+		t.Fatalf("data came back through an untrusted peer: %q", got)
+	}
+	waitFor(t, func() bool { return f.stats.HandshakeFailures.Load() == 1 })
+	if !strings.Contains(f.logs.String(), "does not chain to the mesh CA") {
+		t.Fatalf("log does not explain the rejection:\n%s", f.logs.String())
+	}
+}
+
+func TestProxyGatewayDownIsADialFailure(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	stats := &Stats{}
+	cfg := &Config{Gateway: "127.0.0.1:" + itoa(freePort(t)), Namespace: testNS, Datacenter: testDC,
+		Upstreams: []Upstream{{Service: "feature-store"}}, DialTimeout: time.Second}
+	p := NewProxy(cfg, NewLogger(&syncBuffer{}), stats)
+	id, err := ParseBundle([]byte(bundleJSON(t, ca.freshLeaf(t, spiffe("my-function")), ca.pem)), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetIdentity(id)
+	if err := p.Bind(); err != nil {
+		t.Fatal(err)
+	}
+	p.Serve()
+	defer p.Close()
+	if got, _ := roundTrip(t, p.Addrs()[0].String(), "x"); got != "" {
+		t.Fatal("unexpected data")
+	}
+	waitFor(t, func() bool { return stats.DialFailures.Load() == 1 })
+}
+
+func TestProxyCloseClosesListeners(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	f := newProxyFixture(t, ca, ca.freshLeaf(t, spiffe("my-function")), ca.freshLeaf(t, spiffe("feature-store")))
+	// An open connection, mid-stream.
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	f.proxy.Close()
+	if c2, err := net.DialTimeout("tcp", f.addr, time.Second); err == nil {
+		c2.Close()
+		t.Fatal("listener still accepting after Close")
+	}
+	if _, err := c.Read(buf); err == nil {
+		t.Fatal("open connection survived Close")
+	}
+}
+
+func TestRefreshSwapsCertificateWhileARequestSucceeds(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	// Past half of its lifetime: due for refresh.
+	old := ca.leaf(t, spiffe("my-function"), time.Now().Add(-50*time.Minute), time.Now().Add(10*time.Minute))
+	f := newProxyFixture(t, ca, old, ca.freshLeaf(t, spiffe("feature-store")))
+	next := ca.freshLeaf(t, spiffe("my-function"))
+
+	// A request in flight across the swap.
+	c, err := net.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 6)
+	if _, err := c.Write([]byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFull(c, buf); err != nil || string(buf) != "before" {
+		t.Fatalf("before: %q %v", buf, err)
+	}
+
+	release := make(chan struct{})
+	fetch := func(ctx context.Context) (*Identity, error) {
+		<-release // a slow SSM: Check must not block on it
+		return ParseBundle([]byte(bundleJSON(t, next, ca.pem)), time.Now())
+	}
+	r := NewRefresher(f.proxy, fetch, NewLogger(f.logs), f.stats)
+	start := time.Now()
+	if !r.Check("thaw") {
+		t.Fatal("refresh not started although past half-life")
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Fatal("Check blocked")
+	}
+	if r.Check("timer") {
+		t.Fatal("second refresh started while one is in flight")
+	}
+	// While the refresh is pending, new requests use the old (still valid) certificate.
+	if got, err := roundTrip(t, f.addr, "during"); err != nil || got != "during" {
+		t.Fatalf("during: %q %v", got, err)
+	}
+	close(release)
+	r.Wait()
+	if f.proxy.Identity().Serial() != next.serial.Text(16) {
+		t.Fatal("identity not swapped")
+	}
+	// The connection opened before the swap still works.
+	if _, err := c.Write([]byte("after!")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readFull(c, buf); err != nil || string(buf) != "after!" {
+		t.Fatalf("after: %q %v", buf, err)
+	}
+	// New connections present the new leaf.
+	if got, err := roundTrip(t, f.addr, "new"); err != nil || got != "new" {
+		t.Fatalf("new: %q %v", got, err)
+	}
+	_, clients, _ := f.gw.seen()
+	if clients[0] != old.serial.Text(16) || clients[len(clients)-1] != next.serial.Text(16) {
+		t.Fatalf("client serials seen by the gateway: %v (old %s, new %s)", clients, old.serial.Text(16), next.serial.Text(16))
+	}
+	if f.stats.Refreshes.Load() != 1 {
+		t.Fatalf("refreshes = %d", f.stats.Refreshes.Load())
+	}
+	// Fresh certificate: nothing more to do.
+	if r.Check("timer") {
+		t.Fatal("refresh started for a fresh certificate")
+	}
+}
+
+func TestVerifyPeerRequiresExactlyOneURISAN(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	l := ca.freshLeaf(t, spiffe("feature-store"))
+	id, err := ParseBundle([]byte(bundleJSON(t, l, ca.pem)), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := verifyPeer([]*x509Cert{id.Leaf}, id.Roots, spiffe("feature-store"), time.Now()); err != nil {
+		t.Fatalf("valid peer rejected: %v", err)
+	}
+	id.Leaf.URIs = append(id.Leaf.URIs, mustURL(spiffe("feature-store")))
+	if err := verifyPeer([]*x509Cert{id.Leaf}, id.Roots, spiffe("feature-store"), time.Now()); err == nil {
+		t.Fatal("two URI SANs accepted")
+	}
+	if err := verifyPeer(nil, id.Roots, spiffe("feature-store"), time.Now()); err == nil {
+		t.Fatal("no certificate accepted")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readFull(c net.Conn, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// SSMClient calls SSM Parameter Store's GetParameter over AWS JSON 1.1, signed with SigV4.
+type SSMClient struct {
+	Endpoint    string // e.g. https://ssm.eu-west-1.amazonaws.com
+	Region      string
+	Credentials Credentials
+	HTTP        *http.Client
+	Now         func() time.Time
+}
+
+// SSMError is a failed GetParameter call.
+type SSMError struct {
+	Parameter string
+	Status    int    // 0 when the request never got a response
+	Type      string // AWS error code, e.g. ParameterNotFound, AccessDeniedException
+	Message   string
+	Err       error
+}
+
+func (e *SSMError) Error() string {
+	if e.Status == 0 {
+		return fmt.Sprintf("ssm GetParameter %s: %v", e.Parameter, e.Err)
+	}
+	s := fmt.Sprintf("ssm GetParameter %s: HTTP %d", e.Parameter, e.Status)
+	if e.Type != "" {
+		s += " " + e.Type
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+func (e *SSMError) Unwrap() error { return e.Err }
+
+// GetParameter returns the decrypted value of the named parameter. The value is secret: never log it.
+func (c *SSMClient) GetParameter(ctx context.Context, name string) (string, error) {
+	body, _ := json.Marshal(struct {
+		Name           string
+		WithDecryption bool
+	}{name, true})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.Endpoint, "/")+"/", bytes.NewReader(body))
+	if err != nil {
+		return "", &SSMError{Parameter: name, Err: err}
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "AmazonSSM.GetParameter")
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	SignV4(req, body, c.Credentials, c.Region, "ssm", now())
+
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", &SSMError{Parameter: name, Err: err}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Err: err}
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Type     string `json:"__type"`
+			Message  string `json:"message"`
+			Message2 string `json:"Message"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		if e.Message == "" {
+			e.Message = e.Message2
+		}
+		if i := strings.LastIndex(e.Type, "#"); i >= 0 { // "com.amazonaws...#ParameterNotFound"
+			e.Type = e.Type[i+1:]
+		}
+		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Type: e.Type, Message: e.Message}
+	}
+	var out struct {
+		Parameter struct {
+			Value *string `json:"Value"`
+		} `json:"Parameter"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || out.Parameter.Value == nil {
+		if err == nil {
+			err = fmt.Errorf("response has no Parameter.Value")
+		}
+		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Err: fmt.Errorf("malformed response: %v", err)}
+	}
+	return *out.Parameter.Value, nil
+}
