@@ -1,11 +1,10 @@
 import { Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { type Construct } from 'constructs';
-import { LambdaMeshError } from '../constructs/core';
 import { ConsulServerCluster, MeshGateway } from '../constructs/consul';
 import { type IMesh } from '../constructs/mesh';
 import { type IMeshNetwork } from '../constructs/network';
-import { ConfigError, type ControlPlaneConfig } from './config';
+import { ConfigError, type ControlPlaneConfig, withConfigField } from './config';
 
 /**
  * Properties of the {@link ControlPlaneStack}.
@@ -50,8 +49,9 @@ export class ControlPlaneStack extends Stack {
         expected: 'true (or leave it out): the environment installs Consul from HashiCorp\'s repository and pulls the gateway from ECR Public; without egress, build the control plane from the constructs with ConsulPackage.fromBucket and MeshGatewayImage.fromEcrRepository',
       });
     }
-    try {
-      this.cluster = new ConsulServerCluster(this, 'Consul', {
+    // A bad value from the config: name the config field, not only the construct prop.
+    const parts = withConfigField(props.configSource, (e) => FIELDS[e.field], () => {
+      const cluster = new ConsulServerCluster(this, 'Consul', {
         mesh: props.mesh,
         network: props.network,
         ...(c.servers !== undefined ? { size: c.servers } : {}),
@@ -59,18 +59,15 @@ export class ControlPlaneStack extends Stack {
         ...(c.consulVersion !== undefined ? { consulVersion: c.consulVersion } : {}),
         ...(c.instanceType !== undefined ? { instanceType: new ec2.InstanceType(c.instanceType) } : {}),
       });
-      this.gateway = new MeshGateway(this, 'MeshGateway', {
-        cluster: this.cluster,
+      const gateway = new MeshGateway(this, 'MeshGateway', {
+        cluster,
         network: props.network,
         ...(c.gatewayTasks !== undefined ? { desiredCount: c.gatewayTasks } : {}),
         ...(c.devMode !== undefined ? { devMode: c.devMode } : {}),
       });
-    } catch (e) {
-      // A bad value from the config: name the config field, not only the construct prop.
-      if (LambdaMeshError.isLambdaMeshError(e) && FIELDS[e.field] !== undefined) {
-        throw new ConfigError({ file: props.configSource, field: FIELDS[e.field], given: e.given, expected: e.expected }, e);
-      }
-      throw e;
-    }
+      return { cluster, gateway };
+    });
+    this.cluster = parts.cluster;
+    this.gateway = parts.gateway;
   }
 }

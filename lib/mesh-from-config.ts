@@ -1,7 +1,6 @@
 import { type Construct } from 'constructs';
 import { Mesh, type MeshService, ServiceProtocol } from '../constructs/mesh';
-import { LambdaMeshError } from '../constructs/core';
-import { ConfigError, type EnvironmentConfig, withConfigField } from './config';
+import { type EnvironmentConfig, withConfigField } from './config';
 
 /**
  * Builds the {@link Mesh} that `config` describes. Every call into the model runs under the config field it
@@ -11,17 +10,8 @@ export function meshFromConfig(scope: Construct, id: string, config: Environment
   const at = <T>(field: string, fn: () => T): T => withConfigField(file, field, fn);
   // The model names a field as the call plus a path inside its arguments (`addService("x").localPort`,
   // `fs.allowFrom(model-a).http.methods[0]`): keep that path under the config entry it came from.
-  const atEntry = <T>(entry: string, fn: () => T): T => {
-    try {
-      return fn();
-    } catch (e) {
-      if (LambdaMeshError.isLambdaMeshError(e) && !ConfigError.isConfigError(e)) {
-        const inner = /^[^(]*\([^)]*\)(?<rest>.*)$/.exec(e.field)?.groups?.rest ?? '';
-        throw new ConfigError({ file, field: `${entry}${inner}`, given: e.given, expected: e.expected }, e);
-      }
-      throw e;
-    }
-  };
+  const atEntry = <T>(entry: string, fn: () => T): T =>
+    withConfigField(file, (e) => `${entry}${/^[^(]*\([^)]*\)(?<rest>.*)$/.exec(e.field)?.groups?.rest ?? ''}`, fn);
 
   const m = config.mesh ?? {};
   const mesh = at('mesh', () => new Mesh(scope, id, {

@@ -162,14 +162,20 @@ export function validateConfig(doc: unknown, file: string): EnvironmentConfig {
  * (keeping its `given` and `expected`, and the original as `cause`). Other errors, and ConfigErrors that already
  * name a field, propagate unchanged.
  *
+ * `field` is the config field, or a function that derives it from the error (for a call that sets several
+ * fields); when that function returns undefined, the error propagates unchanged.
+ *
  * @example withConfigField(source, `rules[${i}].from`, () => mesh.allow(rule.from, rule.to))
  */
-export function withConfigField<T>(file: string, field: string, fn: () => T): T {
+export function withConfigField<T>(file: string, field: string | ((error: LambdaMeshError) => string | undefined), fn: () => T): T {
   try {
     return fn();
   } catch (e) {
     if (LambdaMeshError.isLambdaMeshError(e) && !ConfigError.isConfigError(e)) {
-      throw new ConfigError({ file, field, given: e.given, expected: e.expected }, e);
+      const configField = typeof field === 'string' ? field : field(e);
+      if (configField !== undefined) {
+        throw new ConfigError({ file, field: configField, given: e.given, expected: e.expected }, e);
+      }
     }
     throw e;
   }
