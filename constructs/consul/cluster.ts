@@ -414,7 +414,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
       ],
     });
     role.attachInlinePolicy(describeAndMetrics);
-    Acknowledgements.awsSolutions(role, 'IAM5[Resource::<ConsulSnapshots84C3A7F5.Arn>/snapshots/*]'.replace('ConsulSnapshots84C3A7F5', stack.getLogicalId(bucket.node.defaultChild as CfnResource)), 'Snapshots are written as snapshots/consul-<dc>-<UTC timestamp>.snap: the key is known only when the snapshot is taken.');
+    Acknowledgements.awsSolutions(role, `IAM5[Resource::<${stack.getLogicalId(bucket.node.defaultChild as CfnResource)}.Arn>/snapshots/*]`, 'Snapshots are written as snapshots/consul-<dc>-<UTC timestamp>.snap: the key is known only when the snapshot is taken.');
     Acknowledgements.awsSolutions(describeAndMetrics, 'IAM5[Resource::*]', 'ec2:DescribeInstances (cloud auto-join), cloudwatch:PutMetricData (scoped by a namespace condition) and the Session Manager actions support no resource-level permissions.');
 
     // Filled once the Auto Scaling group exists: cfn-signal needs its logical ID.

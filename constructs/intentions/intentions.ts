@@ -7,7 +7,7 @@ import { LambdaMeshError } from '../core/errors';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { newVpcFunction } from '../core/private/vpc-function';
 import { ConsulTokenRole, type IConsulCluster } from '../consul/types';
-import { type IMesh } from '../mesh';
+import { type IMesh, type MeshGraph } from '../mesh';
 import { type IMeshNetwork } from '../network';
 import { grantConsulAccess } from './private/consul-access';
 import { renderConfigEntries } from './private/config-entries';
@@ -89,10 +89,21 @@ export class MeshIntentions extends Construct {
     });
     grantConsulAccess(fn, securityGroup, props.cluster, ConsulTokenRole.INTENTIONS_WRITER);
 
+    // Rendering and compressing hundreds of sources is not free, and CDK asks for the value more than once
+    // (validation, reference resolution, synthesis): do it once per resolved graph, which the mesh caches
+    // and replaces on every change.
+    let rendered: { readonly graph: MeshGraph; readonly value: string } | undefined;
     const render = (): string => {
+      const graph = props.mesh.graph();
+      if (rendered?.graph !== graph) {
+        rendered = { graph, value: renderCompressed(graph) };
+      }
+      return rendered.value;
+    };
+    const renderCompressed = (graph: MeshGraph): string => {
       let json: string;
       try {
-        json = JSON.stringify(renderConfigEntries(props.mesh.graph(), { catchAllDeny, owner: this.owner }));
+        json = JSON.stringify(renderConfigEntries(graph, { catchAllDeny, owner: this.owner }));
       } catch (e) {
         // Name this construct, not the renderer: that is where the user can act.
         if (LambdaMeshError.isLambdaMeshError(e)) {

@@ -15,7 +15,7 @@ import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { newVpcFunction } from '../core/private/vpc-function';
 import { Acknowledgements } from '../core/validation';
 import { ConsulTokenRole, type IConsulCluster } from '../consul/types';
-import { IdentityKind, type IMesh } from '../mesh';
+import { IdentityKind, type IMesh, type ResolvedIdentity } from '../mesh';
 import { type IMeshNetwork } from '../network';
 import { grantConsulAccess } from './private/consul-access';
 
@@ -131,8 +131,7 @@ export class IdentityRegistrar extends Construct {
     this.key = key;
     // SSM's limits, checked at synth for every identity (versions may be added after this construct).
     this.node.addValidation({
-      validate: () => props.mesh.graph().identities
-        .filter((i) => i.kind === IdentityKind.FUNCTION_VERSION)
+      validate: () => this.functionVersions()
         .flatMap((i) => {
           const name = this.parameterName(i.name);
           const problems: string[] = [];
@@ -148,9 +147,7 @@ export class IdentityRegistrar extends Construct {
     });
     const parameters = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${this.parameterPrefix.slice(1)}/*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
     const identities = Lazy.string({
-      produce: () => JSON.stringify(props.mesh.graph().identities
-        .filter((i) => i.kind === IdentityKind.FUNCTION_VERSION)
-        .map((i) => ({ name: i.name, functionName: i.functionName, version: i.version }))),
+      produce: () => JSON.stringify(this.functionVersions().map((i) => ({ name: i.name, functionName: i.functionName, version: i.version }))),
     });
     const bundleAccess = (fn: lambda.Function, actions: string[]): void => {
       const policy = new iam.Policy(fn, 'BundlePolicy', {
@@ -211,7 +208,7 @@ export class IdentityRegistrar extends Construct {
         PARTITION: props.mesh.partition,
         NAMESPACE: props.mesh.namespace,
         KMS_KEY_ID: key.keyArn,
-        IDENTITIES: Lazy.string({ produce: () => JSON.stringify(props.mesh.graph().identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION).map((i) => i.name)) }),
+        IDENTITIES: Lazy.string({ produce: () => JSON.stringify(this.functionVersions().map((i) => i.name)) }),
         METRIC_NAMESPACE,
         MESH_NAME: props.mesh.meshName,
       },
@@ -234,9 +231,11 @@ export class IdentityRegistrar extends Construct {
     // Alarms -------------------------------------------------------------------------------------------------
     this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this, 'Alarms', `Mesh ${props.mesh.meshName} identity alarms`, key);
     const threshold = props.expiryAlarmThreshold ?? Duration.hours(4);
+    // CloudWatch alarm periods stop at a day.
+    const period = checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval;
     this.expiryAlarm = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
       alarmDescription: `Mesh ${props.mesh.meshName}: an identity certificate expires within ${threshold.toHumanString()}`,
-      metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'SecondsToExpiry', dimensionsMap: { MeshName: props.mesh.meshName }, statistic: 'Minimum', period: checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval }),
+      metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'SecondsToExpiry', dimensionsMap: { MeshName: props.mesh.meshName }, statistic: 'Minimum', period }),
       threshold: threshold.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 2,
@@ -244,7 +243,6 @@ export class IdentityRegistrar extends Construct {
       // caught by the invocations alarm below.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    const period = checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval;
     this.rotationStoppedAlarm = new cloudwatch.Alarm(this, 'RotationStoppedAlarm', {
       alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation has not run for two check intervals`,
       metric: rotation.fn.metricInvocations({ period, statistic: 'Sum' }),
@@ -255,7 +253,7 @@ export class IdentityRegistrar extends Construct {
     });
     this.rotationErrorsAlarm = new cloudwatch.Alarm(this, 'RotationErrorsAlarm', {
       alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation failed for at least one identity`,
-      metric: rotation.fn.metricErrors({ period: checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval, statistic: 'Sum' }),
+      metric: rotation.fn.metricErrors({ period, statistic: 'Sum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
@@ -265,6 +263,11 @@ export class IdentityRegistrar extends Construct {
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
       alarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
     }
+  }
+
+  /** The mesh's function versions: the identities this registrar registers and rotates. */
+  private functionVersions(): ResolvedIdentity[] {
+    return this.mesh.graph().identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION);
   }
 
   /** The SSM parameter name of an identity's bundle: `<prefix>/<partition>/<namespace>/<identity>`. */
