@@ -14,9 +14,8 @@ import {
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 import { SsmStandIn } from '../../harness/stand-ins/ssm';
-import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, NODE, parameter, PREFIX, REGION } from './fixtures';
+import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, NODE, parameter, REGION, registrarProperties, STACK_ID } from './fixtures';
 
-const STACK_ID = `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/mesh/00000000-0000-0000-0000-000000000000`;
 
 /** The registrar's token holds exactly what the handler needs: node:write on its node, service:write on the identities. */
 const REGISTRAR_TOKEN = '7d3f0b52-0000-4000-8000-00000000beef';
@@ -28,17 +27,7 @@ type Identity = typeof A;
 const BUNDLE_KEYS = ['privateKeyPEM', 'certPEM', 'rootCertPEM', 'trustDomain', 'peers'];
 
 function properties(identities: readonly Identity[], overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    ServiceToken: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:identity-registrar`,
-    Identities: JSON.stringify(identities),
-    ParameterPrefix: PREFIX,
-    Partition: 'default',
-    Namespace: 'default',
-    Datacenter: 'dc1',
-    KmsKeyId: KMS_KEY,
-    NodeName: NODE,
-    ...overrides,
-  };
+  return { ServiceToken: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:identity-registrar`, ...registrarProperties(identities), ...overrides };
 }
 
 const common = {

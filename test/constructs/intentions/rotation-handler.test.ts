@@ -18,7 +18,7 @@ import { CloudWatchStandIn } from '../../harness/stand-ins/cloudwatch';
 import { ConsulStandIn } from '../../harness/stand-ins/consul';
 import { SecretsManagerStandIn } from '../../harness/stand-ins/secrets-manager';
 import { SsmStandIn } from '../../harness/stand-ins/ssm';
-import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, MESH, NODE, parameter, PREFIX, REGION } from './fixtures';
+import { A, ACCOUNT, B, CONSUL_SECRETS, KMS_KEY, MESH, NODE, parameter, PREFIX, REGION, registrarProperties, STACK_ID } from './fixtures';
 
 const METRIC_NAMESPACE = 'LambdaMesh/Identities';
 /** The rotation function's token: service:write on the identities (leaf certificates), nothing else. */
@@ -85,16 +85,8 @@ describe('certificate rotation against local Consul, SSM and CloudWatch stand-in
     useToken(REGISTRAR_TOKEN);
     await registrar({
       RequestType: 'Create',
-      StackId: `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/mesh/00000000-0000-0000-0000-000000000000`,
-      ResourceProperties: {
-        Identities: JSON.stringify(identities),
-        ParameterPrefix: PREFIX,
-        Partition: 'default',
-        Namespace: 'default',
-        Datacenter: 'dc1',
-        KmsKeyId: KMS_KEY,
-        NodeName: NODE,
-      },
+      StackId: STACK_ID,
+      ResourceProperties: registrarProperties(identities),
     });
     useToken(ROTATION_TOKEN);
     ssm.requests.length = 0;
