@@ -19,15 +19,11 @@ type proxyFixture struct {
 
 const wantSNI = "feature-store." + testNS + "." + testDC + ".internal." + testTrustDomain
 
-// newProxyFixture runs a proxy whose identity comes from ca, in front of a gateway presenting serverCert.
-func newProxyFixture(t *testing.T, ca *testCA, client testLeaf, serverCert testLeaf) *proxyFixture {
+// startProxy binds and serves a proxy with the identity of bundle; it is closed when the test ends.
+func startProxy(t *testing.T, cfg *Config, logs *syncBuffer, stats *Stats, bundle string) *Proxy {
 	t.Helper()
-	gw := startGateway(t, serverCert.tls, ca, wantSNI, startEcho(t))
-	logs := &syncBuffer{}
-	stats := &Stats{}
-	cfg := &Config{Gateway: gw.addr, Namespace: testNS, Datacenter: testDC, Upstreams: []Upstream{{Service: "feature-store", LocalPort: 0}}, DialTimeout: 2 * time.Second}
 	p := NewProxy(cfg, NewLogger(logs), stats)
-	id, err := ParseBundle([]byte(bundleJSON(t, client, ca.pem)), time.Now())
+	id, err := ParseBundle([]byte(bundle), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +33,17 @@ func newProxyFixture(t *testing.T, ca *testCA, client testLeaf, serverCert testL
 	}
 	p.Serve()
 	t.Cleanup(p.Close)
+	return p
+}
+
+// newProxyFixture runs a proxy whose identity comes from ca, in front of a gateway presenting serverCert.
+func newProxyFixture(t *testing.T, ca *testCA, client testLeaf, serverCert testLeaf) *proxyFixture {
+	t.Helper()
+	gw := startGateway(t, serverCert.tls, ca, wantSNI, startEcho(t))
+	logs := &syncBuffer{}
+	stats := &Stats{}
+	cfg := &Config{Gateway: gw.addr, Namespace: testNS, Datacenter: testDC, Upstreams: []Upstream{{Service: "feature-store", LocalPort: 0}}, DialTimeout: 2 * time.Second}
+	p := startProxy(t, cfg, logs, stats, bundleJSON(t, client, ca.pem))
 	return &proxyFixture{proxy: p, stats: stats, logs: logs, addr: p.Addrs()[0].String(), gw: gw, ca: ca}
 }
 
@@ -95,17 +102,7 @@ func TestProxyGatewayDownIsADialFailure(t *testing.T) {
 	stats := &Stats{}
 	cfg := &Config{Gateway: "127.0.0.1:" + itoa(freePort(t)), Namespace: testNS, Datacenter: testDC,
 		Upstreams: []Upstream{{Service: "feature-store"}}, DialTimeout: time.Second}
-	p := NewProxy(cfg, NewLogger(&syncBuffer{}), stats)
-	id, err := ParseBundle([]byte(bundleJSON(t, ca.freshLeaf(t, spiffe("my-function")), ca.pem)), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetIdentity(id)
-	if err := p.Bind(); err != nil {
-		t.Fatal(err)
-	}
-	p.Serve()
-	defer p.Close()
+	p := startProxy(t, cfg, &syncBuffer{}, stats, bundleJSON(t, ca.freshLeaf(t, spiffe("my-function")), ca.pem))
 	if got, _ := roundTrip(t, p.Addrs()[0].String(), "x"); got != "" {
 		t.Fatal("unexpected data")
 	}
