@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian tools the tests use (shellcheck, Go) when they are missing and this machine can (root with apt-get);
+# Installs the Debian tools the tests use (shellcheck, Go, python3 with NumPy) when they are missing and this machine can (root with apt-get);
 # otherwise says which command installs them. Run by `npm test` (pretest) and by .ci/run.
 set -euo pipefail
 
@@ -7,6 +7,10 @@ missing=()
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 # The mesh extension is Go (standard library only, Go 1.19 or newer: Debian's golang-go).
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+# The example model handler (lib/model-handler) is tested with python3 and NumPy (Debian's python3-numpy serves
+# Debian's python3; a python3 from elsewhere on PATH needs NumPy from its own installer).
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import numpy' >/dev/null 2>&1 || missing+=(python3-numpy)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
