@@ -99,5 +99,8 @@ func (id *Identity) NeedsRefresh(now time.Time) bool {
 	return !now.Before(half)
 }
 
+// Expired reports whether the leaf is past its NotAfter (the last instant it is valid).
+func (id *Identity) Expired(now time.Time) bool { return now.After(id.Leaf.NotAfter) }
+
 // Serial is the leaf's serial number in hex, for logs.
 func (id *Identity) Serial() string { return id.Leaf.SerialNumber.Text(16) }

@@ -24,6 +24,7 @@ type Stats struct {
 	BytesIn           atomic.Int64 // mesh -> function
 	Refreshes         atomic.Int64 // identity swaps
 	RefreshFailures   atomic.Int64
+	ExpiredRejects    atomic.Int64 // connections closed because the leaf had expired and no fresh one came in time
 }
 
 // Fields returns the counters as logger key/value pairs.
@@ -31,7 +32,7 @@ func (s *Stats) Fields() []interface{} {
 	return []interface{}{
 		"connections", s.Connections.Load(), "active", s.Active.Load(), "dialFailures", s.DialFailures.Load(),
 		"handshakeFailures", s.HandshakeFailures.Load(), "bytesOut", s.BytesOut.Load(), "bytesIn", s.BytesIn.Load(),
-		"refreshes", s.Refreshes.Load(), "refreshFailures", s.RefreshFailures.Load(),
+		"refreshes", s.Refreshes.Load(), "refreshFailures", s.RefreshFailures.Load(), "expiredRejects", s.ExpiredRejects.Load(),
 	}
 }
 
@@ -47,6 +48,8 @@ type Proxy struct {
 	now         func() time.Time
 
 	identity atomic.Pointer[Identity]
+	// refresh starts a background refresh when one is due and returns the channel of the running one (nil: none).
+	refresh func(trigger string) <-chan struct{}
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -69,6 +72,9 @@ func NewProxy(cfg *Config, log *Logger, stats *Stats) *Proxy {
 
 // SetIdentity atomically swaps the certificates used for new connections; open connections keep theirs.
 func (p *Proxy) SetIdentity(id *Identity) { p.identity.Store(id) }
+
+// SetRefresh makes every accepted connection call check (Refresher.Check); call it before Serve.
+func (p *Proxy) SetRefresh(check func(trigger string) <-chan struct{}) { p.refresh = check }
 
 // Identity returns the current identity (nil before the first SetIdentity).
 func (p *Proxy) Identity() *Identity { return p.identity.Load() }
@@ -246,13 +252,12 @@ func (p *Proxy) handle(client net.Conn, up Upstream) {
 	p.stats.Active.Add(1)
 	defer p.stats.Active.Add(-1)
 
-	id := p.identity.Load()
-	if id == nil { // cannot happen after a successful init
-		p.log.Error("connection refused: no identity loaded", "upstream", up.Service)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.dialTimeout)
 	defer cancel()
+	id := p.currentIdentity(ctx, up)
+	if id == nil {
+		return
+	}
 	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", p.gateway)
 	if err != nil {
 		p.stats.DialFailures.Add(1)
@@ -280,6 +285,41 @@ func (p *Proxy) handle(client net.Conn, up Upstream) {
 	}
 	cancel()
 	p.pipe(client, tc)
+}
+
+// currentIdentity returns the identity to present. The first connection after a thaw is usually what notices that
+// the leaf is due for renewal: it starts the refresh and goes on with the current leaf while that is still valid.
+// A leaf that has already expired would be refused by the peer, so then the connection waits (within ctx) for the
+// refresh. It returns nil, having logged why, when no valid identity is available.
+func (p *Proxy) currentIdentity(ctx context.Context, up Upstream) *Identity {
+	id := p.identity.Load()
+	if id == nil { // cannot happen after a successful init
+		p.log.Error("connection refused: no identity loaded", "upstream", up.Service)
+		return nil
+	}
+	if p.refresh == nil {
+		return id
+	}
+	running := p.refresh("connection")
+	if !id.Expired(p.now()) {
+		return id
+	}
+	start := time.Now()
+	if running != nil {
+		select {
+		case <-running:
+		case <-ctx.Done():
+		}
+	}
+	if next := p.identity.Load(); !next.Expired(p.now()) {
+		p.log.Info("connection waited for the certificate refresh", "upstream", up.Service,
+			"waitedMs", time.Since(start).Milliseconds(), "serial", next.Serial())
+		return next
+	}
+	p.stats.ExpiredRejects.Add(1)
+	p.log.Error("certificate expired and no fresh one could be loaded; connection closed", "upstream", up.Service,
+		"serial", id.Serial(), "expired", id.Leaf.NotAfter.UTC().Format(time.RFC3339), "waitedMs", time.Since(start).Milliseconds())
+	return nil
 }
 
 // pipe copies both ways, half-closing on EOF, and closes both sides on any error.

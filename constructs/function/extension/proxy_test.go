@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -163,15 +164,16 @@ func TestRefreshSwapsCertificateWhileARequestSucceeds(t *testing.T) {
 		<-release // a slow SSM: Check must not block on it
 		return ParseBundle([]byte(bundleJSON(t, next, ca.pem)), time.Now())
 	}
-	r := NewRefresher(f.proxy, fetch, NewLogger(f.logs), f.stats)
+	r := NewRefresher(f.proxy, fetch, NewLogger(f.logs), f.stats, time.Minute)
 	start := time.Now()
-	if !r.Check("thaw") {
+	running := r.Check("timer")
+	if running == nil {
 		t.Fatal("refresh not started although past half-life")
 	}
 	if time.Since(start) > 100*time.Millisecond {
 		t.Fatal("Check blocked")
 	}
-	if r.Check("timer") {
+	if again := r.Check("timer"); again != running {
 		t.Fatal("second refresh started while one is in flight")
 	}
 	// While the refresh is pending, new requests use the old (still valid) certificate.
@@ -202,7 +204,7 @@ func TestRefreshSwapsCertificateWhileARequestSucceeds(t *testing.T) {
 		t.Fatalf("refreshes = %d", f.stats.Refreshes.Load())
 	}
 	// Fresh certificate: nothing more to do.
-	if r.Check("timer") {
+	if r.Check("timer") != nil {
 		t.Fatal("refresh started for a fresh certificate")
 	}
 }
@@ -247,4 +249,94 @@ func readFull(c net.Conn, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// A connection that finds the leaf expired (the environment was frozen past its end) waits for the refresh it
+// starts and presents the new leaf; the peer would refuse the expired one.
+func TestExpiredCertificateConnectionWaitsForTheRefresh(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	old := ca.leaf(t, spiffe("my-function"), time.Now().Add(-time.Minute), time.Now().Add(time.Hour))
+	f := newProxyFixture(t, ca, old, ca.freshLeaf(t, spiffe("feature-store")))
+	next := ca.freshLeaf(t, spiffe("my-function"))
+	// The proxy's clock is past the old leaf's end; the gateway's is not, so only the proxy's own check can refuse it.
+	oldEnd := f.proxy.Identity().Leaf.NotAfter
+	later := func() time.Time { return oldEnd.Add(time.Minute) }
+	f.proxy.now = later
+	var fetches atomic.Int32
+	r := NewRefresher(f.proxy, func(ctx context.Context) (*Identity, error) {
+		fetches.Add(1)
+		time.Sleep(100 * time.Millisecond) // the refresh is in flight when the connection arrives
+		return ParseBundle([]byte(bundleJSON(t, next, ca.pem)), later())
+	}, NewLogger(f.logs), f.stats, time.Hour)
+	r.now = later
+	f.proxy.SetRefresh(r.Check)
+
+	if got, err := roundTrip(t, f.addr, "hello"); err != nil || got != "hello" {
+		t.Fatalf("%q %v; logs:\n%s", got, err, f.logs.String())
+	}
+	r.Wait()
+	_, clients, _ := f.gw.seen()
+	if len(clients) != 1 || clients[0] != next.serial.Text(16) || fetches.Load() != 1 {
+		t.Fatalf("client serials %v (want only the new %s), fetches %d", clients, next.serial.Text(16), fetches.Load())
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"connection waited for the certificate refresh"`) {
+		t.Fatalf("logs:\n%s", f.logs.String())
+	}
+}
+
+func TestExpiredCertificateWithoutAFreshOneClosesTheConnection(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	old := ca.freshLeaf(t, spiffe("my-function"))
+	f := newProxyFixture(t, ca, old, ca.freshLeaf(t, spiffe("feature-store")))
+	oldEnd := f.proxy.Identity().Leaf.NotAfter
+	later := func() time.Time { return oldEnd.Add(time.Minute) }
+	f.proxy.now = later
+	r := NewRefresher(f.proxy, func(ctx context.Context) (*Identity, error) {
+		return nil, &SSMError{Parameter: "/p", Status: 503}
+	}, NewLogger(f.logs), f.stats, time.Hour)
+	r.now = later
+	f.proxy.SetRefresh(r.Check)
+
+	if got, _ := roundTrip(t, f.addr, "hello"); got != "" {
+		t.Fatalf("got %q through an expired identity", got)
+	}
+	r.Wait()
+	if _, clients, _ := f.gw.seen(); len(clients) != 0 || f.stats.ExpiredRejects.Load() != 1 {
+		t.Fatalf("gateway saw %v; expiredRejects %d", clients, f.stats.ExpiredRejects.Load())
+	}
+	if !strings.Contains(f.logs.String(), "certificate expired and no fresh one could be loaded") {
+		t.Fatalf("logs:\n%s", f.logs.String())
+	}
+}
+
+// After an attempt that changed nothing, connections do not start another one before the backoff, unless the leaf
+// has expired by then.
+func TestRefreshBackoffUnlessExpired(t *testing.T) {
+	ca := newCA(t, "mesh-ca")
+	leaf := ca.leaf(t, spiffe("my-function"), time.Now().Add(-50*time.Minute), time.Now().Add(10*time.Minute))
+	f := newProxyFixture(t, ca, leaf, ca.freshLeaf(t, spiffe("feature-store")))
+	var fetches atomic.Int32
+	r := NewRefresher(f.proxy, func(ctx context.Context) (*Identity, error) {
+		fetches.Add(1)
+		return ParseBundle([]byte(bundleJSON(t, leaf, ca.pem)), time.Now())
+	}, NewLogger(f.logs), f.stats, time.Hour)
+	if r.Check("connection") == nil {
+		t.Fatal("refresh not started although past half-life")
+	}
+	r.Wait()
+	if r.Check("connection") != nil || fetches.Load() != 1 {
+		t.Fatalf("second attempt within the backoff (fetches %d)", fetches.Load())
+	}
+	if !strings.Contains(f.logs.String(), "the parameter still holds the current certificate") {
+		t.Fatalf("logs:\n%s", f.logs.String())
+	}
+	end := f.proxy.Identity().Leaf.NotAfter
+	r.now = func() time.Time { return end.Add(time.Second) }
+	if r.Check("connection") == nil {
+		t.Fatal("an expired leaf waited for the backoff")
+	}
+	r.Wait()
+	if fetches.Load() != 2 {
+		t.Fatalf("fetches %d", fetches.Load())
+	}
 }

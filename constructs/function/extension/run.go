@@ -55,6 +55,9 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 		proxy.Close()
 		return failInit(ctx, ext, log, errType, err)
 	}
+	// Half the timer interval: a timer tick always finds the backoff of the previous tick's attempt over.
+	refresher := NewRefresher(proxy, fetch, log, stats, cfg.RefreshCheck/2)
+	proxy.SetRefresh(refresher.Check)
 	proxy.Serve()
 	id := proxy.Identity()
 	log.Info("ready", "upstreams", cfg.Upstreams, "gateway", cfg.Gateway, "trustDomain", id.TrustDomain,
@@ -62,7 +65,6 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	refresher := NewRefresher(proxy, fetch, log, stats)
 	go refresher.Run(bg, cfg.RefreshCheck)
 	go func() {
 		t := time.NewTicker(cfg.StatsInterval)
@@ -92,7 +94,6 @@ func Run(ctx context.Context, name string, getenv func(string) string, stdout io
 			}
 			return 1
 		}
-		refresher.Check("thaw")
 		if ev.EventType == "SHUTDOWN" {
 			proxy.Close()
 			stopBG()

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,7 +21,16 @@ type SSMClient struct {
 	Credentials Credentials
 	HTTP        *http.Client
 	Now         func() time.Time
+	// Attempts is how many times a call is tried when it fails in a way another try may fix (no response, HTTP 5xx,
+	// throttling: many cold starts at once can exceed GetParameter's rate). 0 means DefaultSSMAttempts.
+	Attempts int
 }
+
+// DefaultSSMAttempts is what the AWS SDKs' standard retry mode tries.
+const DefaultSSMAttempts = 3
+
+// ssmRetryBase is the first back-off; it doubles per attempt, with full jitter so that concurrent cold starts spread.
+const ssmRetryBase = 25 * time.Millisecond
 
 // SSMError is a failed GetParameter call.
 type SSMError struct {
@@ -27,26 +39,79 @@ type SSMError struct {
 	Type      string // AWS error code, e.g. ParameterNotFound, AccessDeniedException
 	Message   string
 	Err       error
+	Attempts  int
+}
+
+// Retryable reports whether another attempt may succeed.
+func (e *SSMError) Retryable() bool {
+	return e.Status == 0 || e.Status >= 500 || e.Type == "ThrottlingException" || e.Type == "TooManyRequestsException"
 }
 
 func (e *SSMError) Error() string {
+	var s string
 	if e.Status == 0 {
-		return fmt.Sprintf("ssm GetParameter %s: %v", e.Parameter, e.Err)
+		s = fmt.Sprintf("ssm GetParameter %s: %v", e.Parameter, e.Err)
+	} else {
+		s = fmt.Sprintf("ssm GetParameter %s: HTTP %d", e.Parameter, e.Status)
+		if e.Type != "" {
+			s += " " + e.Type
+		}
+		if e.Message != "" {
+			s += ": " + e.Message
+		} else if e.Err != nil {
+			s += ": " + e.Err.Error()
+		}
 	}
-	s := fmt.Sprintf("ssm GetParameter %s: HTTP %d", e.Parameter, e.Status)
-	if e.Type != "" {
-		s += " " + e.Type
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
 	}
 	return s
 }
 
 func (e *SSMError) Unwrap() error { return e.Err }
 
-// GetParameter returns the decrypted value of the named parameter. The value is secret: never log it.
+// GetParameter returns the decrypted value of the named parameter, retrying what may be transient while ctx allows.
+// The value is secret: never log it.
 func (c *SSMClient) GetParameter(ctx context.Context, name string) (string, error) {
+	attempts := c.Attempts
+	if attempts <= 0 {
+		attempts = DefaultSSMAttempts
+	}
+	for i := 1; ; i++ {
+		v, err := c.getParameterOnce(ctx, name)
+		var se *SSMError
+		if !errors.As(err, &se) {
+			return v, err
+		}
+		se.Attempts = i
+		if i == attempts || !se.Retryable() {
+			return "", se
+		}
+		t := time.NewTimer(jitter(ssmRetryBase << (i - 1)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", se
+		case <-t.C:
+		}
+	}
+}
+
+// Go 1.19 does not seed math/rand's global source: without a seed of their own, all cold starts would draw the
+// same "random" delays.
+var (
+	jitterMu   sync.Mutex
+	jitterRand = rand.New(rand.NewSource(time.Now().UnixNano()))
+)
+
+// jitter returns a random duration in [0, max).
+func jitter(max time.Duration) time.Duration {
+	jitterMu.Lock()
+	defer jitterMu.Unlock()
+	return time.Duration(jitterRand.Int63n(int64(max)))
+}
+
+func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, error) {
 	body, _ := json.Marshal(struct {
 		Name           string
 		WithDecryption bool

@@ -2,17 +2,15 @@
  * The mesh extension is a Go program (constructs/function/extension, standard library only). Its own tests run
  * with `go test`: a fake Lambda Extensions API, a local SSM stand-in (SigV4 checked against AWS's test vectors),
  * and a TLS mesh gateway stand-in with SPIFFE certificates generated in the test. Here they run as part of
- * `npm test`, with `go vet` and the static build the container image will use.
+ * `npm test`, with `go vet` and the static build the container image will use. The built binary is tested as a
+ * black box in extension-runtime.test.ts.
  */
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import { buildExtension, EXTENSION_DIR as dir } from './extension-fixture';
 
-const dir = path.resolve(__dirname, '..', '..', '..', 'constructs', 'function', 'extension');
-
-function go(args: string[], env: Record<string, string> = {}): string {
-  return execFileSync('go', args, { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function go(args: string[]): string {
+  return execFileSync('go', args, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 describe('mesh extension (Go)', () => {
@@ -31,8 +29,7 @@ describe('mesh extension (Go)', () => {
   }, 120_000);
 
   test('builds as a static binary under 10 MB with the standard library only', () => {
-    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-ext-')), 'lambda-mesh');
-    go(['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], { CGO_ENABLED: '0' });
+    const out = buildExtension();
     const size = fs.statSync(out).size;
     expect(size).toBeLessThan(10 * 1024 * 1024);
     // No module dependency: only the standard library.
