@@ -3,3 +3,6 @@ export * from './mesh';
 export * from './network';
 export * from './consul';
 export * from './intentions';
+export * from './function';
+export * from './k8s';
+export * from './eks';

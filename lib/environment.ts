@@ -6,6 +6,9 @@ import { type Mesh } from '../constructs/mesh';
 import { type EnvironmentConfig } from './config';
 import { meshFromConfig } from './mesh-from-config';
 import { ControlPlaneStack } from './control-plane-stack';
+import { EksStack } from './eks-stack';
+import { FunctionsStack } from './functions-stack';
+import { KubernetesPlatform } from './kubernetes';
 import { MeshStack } from './mesh-stack';
 import { NetworkStack } from './network-stack';
 
@@ -39,8 +42,17 @@ export class MeshEnvironment {
   public readonly controlPlaneStack: ControlPlaneStack;
   /** The mesh stack: function identities and intentions, applied to Consul at deploy time. */
   public readonly meshStack: MeshStack;
+  /** The functions stack: one mesh function per function version of the config. */
+  public readonly functionsStack: FunctionsStack;
+  /**
+   * The EKS stack: the cluster, Gloo Edge and its routes to the functions.
+   * @default - none: the config has no eks section
+   */
+  public readonly eksStack?: EksStack;
   /** The cdk8s app holding the environment's Kubernetes charts. */
   public readonly kubernetes: cdk8s.App;
+  /** The Kubernetes charts built from the model: namespaces, mTLS, authorization, telemetry, the collector. */
+  public readonly kubernetesPlatform: KubernetesPlatform;
 
   private readonly kubernetesOutdir: string;
   private readonly stagingOutdir: string;
@@ -77,15 +89,53 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: identities and intentions, applied to Consul at deploy time`,
     });
 
+    this.functionsStack = new FunctionsStack(app, `${config.name}-functions`, {
+      ...env,
+      mesh: this.mesh,
+      network: this.networkStack.network,
+      gateway: this.controlPlaneStack.gateway,
+      identities: this.meshStack.identities,
+      functions: config.functions,
+      functionNamePrefix: config.name,
+      configSource: props.configSource,
+      description: `lambda-mesh ${config.name}: the model functions, one per function version, as mesh members`,
+    });
+    // A function's extension reads its identity bundle at start: the registrar must have written it.
+    this.functionsStack.addStackDependency(this.meshStack, 'the function identities are registered before the functions start');
+
+    if (config.eks) {
+      this.eksStack = new EksStack(app, `${config.name}-eks`, {
+        ...env,
+        mesh: this.mesh,
+        network: this.networkStack.network,
+        functions: this.functionsStack.functions,
+        config: config.eks,
+        description: `lambda-mesh ${config.name}: EKS cluster, Gloo Edge and its routes to the model functions`,
+      });
+    }
+
     this.kubernetesOutdir = path.resolve(props.kubernetesOutdir ?? 'dist');
     // Charts are synthesized next to the output and swapped in whole, so a failure never leaves half a dist/.
     this.stagingOutdir = `${this.kubernetesOutdir}.staging-${process.pid}`;
     this.kubernetes = new cdk8s.App({ outdir: this.stagingOutdir, outputFileExtension: '.yaml', yamlOutputType: cdk8s.YamlOutputType.FILE_PER_CHART });
+    this.kubernetesPlatform = new KubernetesPlatform({
+      name: config.name,
+      mesh: this.mesh,
+      app: this.kubernetes,
+      ...(config.kubernetes !== undefined ? { config: config.kubernetes } : {}),
+      configSource: props.configSource,
+      ...(this.eksStack ? { cluster: this.eksStack.cluster } : {}),
+      warningsStack: this.eksStack ?? this.meshStack,
+    });
+    this.kubernetesPlatform.reportWarnings();
+    // Last in dist/ (it needs Gloo's CRDs, not the platform's namespaces). Written when the region is known at
+    // synth (the functions are named `<name>-<identity>`); else the routes exist only in the cluster.
+    this.eksStack?.addRoutesChart(this.kubernetes, `${config.name}-gloo-routes`, config.env?.region);
   }
 
   /** The environment's CloudFormation stacks. */
   public get stacks(): Stack[] {
-    return [this.networkStack, this.controlPlaneStack, this.meshStack];
+    return [this.networkStack, this.controlPlaneStack, this.meshStack, this.functionsStack, ...(this.eksStack ? [this.eksStack] : [])];
   }
 
   /**

@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { type CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { describeHttpMatch } from '../constructs/mesh/private/http-match';
-import { type MeshGraph } from '../constructs/mesh';
+import { IdentityKind, type MeshGraph, RuleAction } from '../constructs/mesh';
 
 /** The name of the summary file the app writes into the cloud assembly directory. */
 export const SUMMARY_FILE = 'lambda-mesh-summary.json';
@@ -18,6 +18,8 @@ export interface SynthSummary {
     readonly services: string[];
     readonly identities: string[];
     readonly rules: string[];
+    /** Each function version's upstreams as its mesh extension serves them: `model-a-v1: feature-store at 127.0.0.1:8080, ...`. */
+    readonly functionUpstreams: string[];
   };
   readonly kubernetesFiles: string[];
 }
@@ -40,6 +42,12 @@ export function buildSummary(environment: string, configSource: string, assembly
       services: graph.services.map((s) => `${s.name} (${s.protocol}:${s.port}, local ${s.localPort})`),
       identities: graph.identities.map((i) => i.name),
       rules: graph.rules.map((r) => `${r.source} -> ${r.destination}: ${r.action} ${describeHttpMatch(r.http)}`),
+      functionUpstreams: graph.identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION).map((i) => {
+        const upstreams = [...new Set(graph.rules.filter((r) => r.source === i.name && r.action === RuleAction.ALLOW).map((r) => r.destination))]
+          .map((name) => graph.services.find((svc) => svc.name === name)!)
+          .map((svc) => `${svc.name} at 127.0.0.1:${svc.localPort}`);
+        return `${i.name}: ${upstreams.join(', ') || '(none)'}`;
+      }),
     },
     kubernetesFiles: kubernetesFiles.map((f) => path.relative(process.cwd(), f)),
   };
@@ -63,6 +71,9 @@ export function formatSummary(s: SynthSummary): string {
   lines.push(`  identities: ${s.mesh.identities.join(', ')}`);
   for (const r of s.mesh.rules) {
     lines.push(`  rule     ${r}`);
+  }
+  for (const f of s.mesh.functionUpstreams) {
+    lines.push(`  function ${f}`);
   }
   lines.push('');
   lines.push(`Kubernetes: ${s.kubernetesFiles.length} file(s) in dist/${s.kubernetesFiles.length ? '' : ' (no charts yet)'}`);

@@ -11,10 +11,10 @@ import * as path from 'path';
 const root = path.resolve(__dirname, '..');
 const EXAMPLE_MARKER = '<!-- example: single-construct -->';
 
-/** The first ```ts block after the marker in README.md, verbatim. */
-function readmeExample(): string {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
-  const at = readme.indexOf(EXAMPLE_MARKER);
+/** The first ```ts block after the marker in a README, verbatim. */
+function readmeExample(readmePath = 'README.md', marker = EXAMPLE_MARKER): string {
+  const readme = fs.readFileSync(path.join(root, readmePath), 'utf8');
+  const at = readme.indexOf(marker);
   expect(at).toBeGreaterThan(-1);
   const match = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
   expect(match).not.toBeNull();
@@ -44,8 +44,12 @@ describe('npm package', () => {
       'build/constructs/mesh/mesh.d.ts',
       'build/constructs/network/network.js',
       'constructs/mesh/README.md',
+      // The extension's sources: MeshFunction's image build compiles them (tests are left out).
+      'constructs/function/extension/go.mod',
+      'constructs/function/extension/proxy.go',
     ]));
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|build\/handlers\/[a-z-]+\/index\.js|constructs\/[^/]+\/README\.md)$/.test(f));
+    expect(files.filter((f) => f.endsWith('_test.go'))).toEqual([]);
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|build\/handlers\/[a-z-]+\/index\.js|constructs\/[^/]+\/README\.md|constructs\/function\/extension\/(go\.mod|[a-z0-9]+\.go))$/.test(f));
     expect(unexpected).toEqual([]);
   });
 
@@ -55,7 +59,8 @@ describe('npm package', () => {
     const pkg = path.join(app, 'node_modules', 'lambda-mesh');
     fs.mkdirSync(pkg, { recursive: true });
     execFileSync('tar', ['xzf', tarball, '--strip-components=1', '-C', pkg]);
-    for (const dep of ['aws-cdk-lib', 'constructs', 'cdk8s', '@types/node']) {
+    const peers = Object.keys((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }).peerDependencies);
+    for (const dep of [...peers, '@types/node']) {
       fs.mkdirSync(path.dirname(path.join(app, 'node_modules', dep)), { recursive: true });
       fs.symlinkSync(path.join(root, 'node_modules', dep), path.join(app, 'node_modules', dep), 'dir');
     }
@@ -104,5 +109,19 @@ describe('npm package', () => {
     expect(templates.length).toBeGreaterThan(0);
     const resources = templates.flatMap((t) => Object.values((JSON.parse(fs.readFileSync(path.join(app, 'cdk.out', t), 'utf8')) as { Resources: Record<string, { Type: string }> }).Resources));
     expect(resources.map((r) => r.Type)).toEqual(expect.arrayContaining(['AWS::EC2::VPC', 'AWS::EC2::VPCEndpoint', 'AWS::EC2::FlowLog']));
+  }, 120_000);
+
+  test('MeshFunction from the package builds its image context from the shipped extension sources (the function README example)', () => {
+    const app = consumer('mesh-function');
+    fs.cpSync(path.join(root, 'lib', 'model-handler'), path.join(app, 'out', 'model-handler'), { recursive: true });
+    const printed = compileAndRun(app, readmeExample('constructs/function/README.md', '<!-- example: mesh-function'));
+    expect(printed.trim()).toBe('model-a-v1 MESH_UPSTREAM_FEATURE_STORE_URL=http://127.0.0.1:8080');
+    const out = path.join(app, 'cdk.out');
+    const contexts = fs.readdirSync(out).filter((d) => d.startsWith('asset.') && fs.existsSync(path.join(out, d, 'Dockerfile')));
+    expect(contexts).toHaveLength(1);
+    const context = path.join(out, contexts[0]);
+    expect(fs.readFileSync(path.join(context, 'Dockerfile'), 'utf8')).toContain('COPY --from=extension /out/extensions/ /opt/extensions/');
+    expect(fs.readdirSync(path.join(context, 'extension')).sort()).toEqual(files.filter((f) => f.startsWith('constructs/function/extension/')).map((f) => path.basename(f)).sort());
+    expect(fs.existsSync(path.join(context, 'function', 'app.py'))).toBe(true);
   }, 120_000);
 });

@@ -1,4 +1,4 @@
-import { Validations } from 'aws-cdk-lib';
+import { Stack, Token, Validations } from 'aws-cdk-lib';
 import { type IConstruct } from 'constructs';
 import { describeValue, LambdaMeshError } from './errors';
 
@@ -30,6 +30,22 @@ export class Acknowledgements {
    * @see https://github.com/cdklabs/cdk-validator-cfnguard#bundled-control-tower-rules
    */
   public static readonly CFN_GUARD_NAMESPACE = 'cdk-validator-cfnguard';
+
+  /**
+   * Returns an ARN in `scope`'s stack as cdk-nag writes it in a finding id such as `IAM5[Resource::<arn>]`: the
+   * partition, region and account are literals when the stack knows them, `<AWS::Partition>`, `<AWS::Region>` and
+   * `<AWS::AccountId>` when they are deploy-time values. An acknowledgement built with it matches in
+   * environment-agnostic and pinned stacks alike.
+   *
+   * @param scope any construct in the stack the ARN belongs to
+   * @param service the ARN's service, e.g. `ssm`
+   * @param resource the ARN's resource part, e.g. `parameter/lambda-mesh/*`
+   */
+  public static findingArn(scope: IConstruct, service: string, resource: string): string {
+    const stack = Stack.of(scope);
+    const part = (value: string, pseudo: string): string => (Token.isUnresolved(value) ? `<AWS::${pseudo}>` : value);
+    return `arn:${part(stack.partition, 'Partition')}:${service}:${part(stack.region, 'Region')}:${part(stack.account, 'AccountId')}:${resource}`;
+  }
 
   /**
    * Returns the acknowledgement id of a cdk-nag AwsSolutions finding: `AwsSolutions::AwsSolutions-<rule>`.

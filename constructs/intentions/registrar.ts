@@ -8,7 +8,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { throwInvalid } from '../core/errors';
 import { newAlarmTopic } from '../core/private/alarms';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
@@ -30,6 +30,22 @@ const SSM_ARN_PREFIX_MAX = 'arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parame
 
 /** The CloudWatch namespace of the identity certificates' metrics. */
 const METRIC_NAMESPACE = 'LambdaMesh/Identities';
+
+/**
+ * An identity registrar: what mesh functions rely on to read their certificate bundle.
+ */
+export interface IIdentityRegistrar extends IConstruct {
+  /** The mesh whose function versions get identities. */
+  readonly mesh: IMesh;
+  /** The key that encrypts the bundles. */
+  readonly key: kms.IKey;
+  /** The parameter path prefix of the bundles. */
+  readonly parameterPrefix: string;
+  /** The SSM parameter name of an identity's bundle. */
+  parameterName(identity: string): string;
+  /** Lets `grantee` read exactly one identity's bundle and decrypt it. */
+  grantReadIdentity(grantee: iam.IGrantable, identity: string): iam.Grant;
+}
 
 /**
  * Properties of {@link IdentityRegistrar}.
@@ -96,7 +112,7 @@ export interface IdentityRegistrarProps {
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/lambda/registration/automate
  */
-export class IdentityRegistrar extends Construct {
+export class IdentityRegistrar extends Construct implements IIdentityRegistrar {
   /** The key that encrypts the bundles. */
   public readonly key: kms.IKey;
   /** The parameter path prefix of the bundles. */
@@ -112,7 +128,8 @@ export class IdentityRegistrar extends Construct {
   /** Where the alarms are sent. */
   public readonly alarmTopic: sns.ITopic;
 
-  private readonly mesh: IMesh;
+  /** The mesh whose function versions get identities. */
+  public readonly mesh: IMesh;
 
   constructor(scope: Construct, id: string, props: IdentityRegistrarProps) {
     super(scope, id);
@@ -161,7 +178,7 @@ export class IdentityRegistrar extends Construct {
         ],
       });
       fn.role!.attachInlinePolicy(policy);
-      Acknowledgements.awsSolutions(policy, `IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter${this.parameterPrefix}/*]`, 'The bundles live under the mesh\'s parameter path, one per function version; versions come and go with deploys, so the path is the scope.');
+      Acknowledgements.awsSolutions(policy, `IAM5[Resource::${Acknowledgements.findingArn(stack, 'ssm', `parameter${this.parameterPrefix}/*`)}]`, 'The bundles live under the mesh\'s parameter path, one per function version; versions come and go with deploys, so the path is the scope.');
     };
 
     // Registration, at deploy time --------------------------------------------------------------------------

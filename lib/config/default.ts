@@ -9,6 +9,7 @@ export const CONFIG_DEFAULTS = {
   mesh: { datacenter: 'dc1', partition: 'default', namespace: 'default' },
   service: { protocol: 'tcp' as ServiceProtocol },
   rule: { action: 'allow' as RuleAction },
+  kubernetes: { namespace: 'lambda-mesh', tracingSamplingPercentage: 1 },
 } as const;
 
 /** The default's model functions. */
@@ -22,8 +23,13 @@ const MODELS = ['model-a', 'model-b', 'model-c'];
  */
 export const DEFAULT_CONFIG: EnvironmentConfig = {
   name: 'lambda-mesh-dev',
-  network: { cidr: '10.0.0.0/16', maxAzs: 3 },
+  // A fixed region: the Gloo routes written to dist/ name it (an Upstream's spec.aws.region is a literal there).
+  // The zones are listed, so synth needs no credentials to look them up.
+  env: { region: 'us-east-1' },
+  network: { cidr: '10.0.0.0/16', availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] },
   mesh: { datacenter: 'dc1' },
+  // A private EKS cluster with Gloo Edge routing to every function version at /<function>/<version>.
+  eks: {},
   services: [
     { name: 'feature-store', port: 8080, protocol: 'http', description: 'Serves model input features over HTTP.' },
     { name: 'log-service', port: 24224, protocol: 'tcp', description: 'Ingests logs over the Fluent Forward protocol.' },

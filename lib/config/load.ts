@@ -516,6 +516,22 @@ function checkSemantics(config: EnvironmentConfig, file: string): void {
       `${zones.length}, the number of network.availabilityZones (or leave maxAzs out when the zones are listed)`,
     );
   }
+
+  // Gloo routes only to functions of the mesh: each route names a declared function version, at its own path.
+  const paths = new Set<string>();
+  (config.eks?.gloo?.routes ?? []).forEach((route, i) => {
+    const fn = config.functions.find((f) => f.name === route.function);
+    if (fn === undefined) {
+      return fail(`eks.gloo.routes[${i}].function`, route.function, `a function of the mesh (${config.functions.map((f) => f.name).join(', ') || 'functions is empty'})`);
+    }
+    if (!fn.versions.includes(route.version)) {
+      fail(`eks.gloo.routes[${i}].version`, route.version, `a version of function ${fn.name} (${fn.versions.join(', ')})`);
+    }
+    if (paths.has(route.path)) {
+      fail(`eks.gloo.routes[${i}].path`, route.path, 'a path no other route has');
+    }
+    paths.add(route.path);
+  });
 }
 
 function cidrParts(cidr: string): { address: number; prefix: number } {

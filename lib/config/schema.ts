@@ -76,6 +76,30 @@ export const CONFIG_PATTERNS = {
     pattern: '^/',
     expected: "a path starting with '/'",
   },
+  eksClusterName: {
+    pattern: '^[0-9A-Za-z][A-Za-z0-9\\-_]{0,99}$',
+    expected: "an EKS cluster name (1 to 100 letters, digits, '-' and '_', starting with a letter or digit)",
+  },
+  oidcProviderArn: {
+    pattern: '^arn:aws[a-z-]*:iam::\\d{12}:oidc-provider/.+$',
+    expected: "an IAM OIDC provider ARN such as 'arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE'",
+  },
+  roleArn: {
+    pattern: '^arn:aws[a-z-]*:iam::\\d{12}:role/[\\w+=,.@/-]+$',
+    expected: "an IAM role ARN such as 'arn:aws:iam::123456789012:role/eks-admin'",
+  },
+  securityGroupId: {
+    pattern: '^sg-[0-9a-f]{8,17}$',
+    expected: "a security group ID such as 'sg-0123456789abcdef0'",
+  },
+  glooVersion: {
+    pattern: '^\\d+\\.\\d+\\.\\d+$',
+    expected: "a Gloo Edge chart version X.Y.Z such as '1.22.1' (no 'v' prefix)",
+  },
+  otlpEndpoint: {
+    pattern: '^[A-Za-z0-9.-]+:\\d{1,5}$',
+    expected: 'an OTLP/gRPC endpoint host:port, e.g. tempo.example.com:4317',
+  },
   headerName: {
     pattern: "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$",
     expected: "an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)",
@@ -149,6 +173,68 @@ const CONTROL_PLANE_SCHEMA = {
     consulVersion: { type: 'string', pattern: CONFIG_PATTERNS.consulVersion.pattern, description: 'The Consul version. Default: 1.21.5.' },
     instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: 'The servers\' instance type. Default: m7g.large.' },
     gatewayTasks: { type: 'integer', minimum: 1, maximum: 20, description: 'How many mesh gateway tasks: at least 2, 1 only with devMode. Default: 2.' },
+  },
+} as const satisfies JsonSchemaNode;
+
+const GLOO_ROUTE_SCHEMA = {
+  type: 'object',
+  description: 'A Gloo route to one function version.',
+  additionalProperties: false,
+  required: ['path', 'function', 'version'],
+  properties: {
+    path: { ...PATH, description: 'The path prefix.' },
+    function: { ...DNS_LABEL, description: 'The function, one of functions[].name.' },
+    version: { ...DNS_LABEL, description: "The version, one of the function's versions." },
+    unwrapAsApiGateway: { type: 'boolean', description: "Read the function's result as an API Gateway proxy response. Default: false." },
+  },
+} as const satisfies JsonSchemaNode;
+
+const EKS_SCHEMA = {
+  type: 'object',
+  description: 'An EKS cluster in the mesh network (or an existing one), with Gloo Edge routing to the model functions. Default: no cluster.',
+  additionalProperties: false,
+  properties: {
+    existingCluster: {
+      type: 'object',
+      description: 'Use this existing cluster instead of creating one.',
+      additionalProperties: false,
+      required: ['clusterName', 'openIdConnectProviderArn', 'kubectlRoleArn', 'clusterSecurityGroupId'],
+      properties: {
+        clusterName: { type: 'string', pattern: CONFIG_PATTERNS.eksClusterName.pattern, description: 'The cluster name.' },
+        openIdConnectProviderArn: { type: 'string', pattern: CONFIG_PATTERNS.oidcProviderArn.pattern, description: "The ARN of the cluster's IAM OIDC provider." },
+        kubectlRoleArn: { type: 'string', pattern: CONFIG_PATTERNS.roleArn.pattern, description: 'A role with cluster-admin access that the kubectl handler runs as.' },
+        clusterSecurityGroupId: { type: 'string', pattern: CONFIG_PATTERNS.securityGroupId.pattern, description: 'The cluster security group.' },
+      },
+    },
+    instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: "The nodes' instance type (x86_64). Default: m7i.large." },
+    nodes: { type: 'integer', minimum: 2, maximum: 20, description: 'How many nodes. Default: 2.' },
+    gloo: {
+      type: 'object',
+      description: 'Gloo Edge on the cluster.',
+      additionalProperties: false,
+      properties: {
+        version: { type: 'string', pattern: CONFIG_PATTERNS.glooVersion.pattern, description: 'The Gloo Edge chart version. Default: 1.22.1.' },
+        discovery: { type: 'boolean', description: "Turn on Gloo's function discovery. Default: false." },
+        routes: { type: 'array', minItems: 1, items: GLOO_ROUTE_SCHEMA, description: 'Default: one route per function version at /<function>/<version>.' },
+      },
+    },
+  },
+} as const satisfies JsonSchemaNode;
+
+const KUBERNETES_SCHEMA = {
+  type: 'object',
+  description: 'The Kubernetes charts: Istio policies from the mesh model, and telemetry.',
+  additionalProperties: false,
+  properties: {
+    namespace: { ...DNS_LABEL, description: "The namespace of the mesh's workloads (injected, STRICT mTLS, deny-all). Default: lambda-mesh." },
+    tracingSamplingPercentage: { type: 'number', minimum: 0, maximum: 100, description: 'The share of requests traced, in percent. Default: 1.' },
+    otlpEndpoint: {
+      type: 'string',
+      pattern: CONFIG_PATTERNS.otlpEndpoint.pattern,
+      description: "The OTLP/gRPC endpoint host:port the collector exports to, over TLS. Default: the collector's log.",
+    },
+    exposedServices: { type: 'array', description: 'Services the Istio ingress gateway may call. Default: none.', uniqueItems: true, items: DNS_LABEL },
+    applyToCluster: { type: 'boolean', description: 'Install Istio and Knative on the eks cluster and apply the charts through it. Default: false.' },
   },
 } as const satisfies JsonSchemaNode;
 
@@ -290,6 +376,8 @@ export const CONFIG_SCHEMA = {
     network: NETWORK_SCHEMA,
     mesh: MESH_SCHEMA,
     controlPlane: CONTROL_PLANE_SCHEMA,
+    eks: EKS_SCHEMA,
+    kubernetes: KUBERNETES_SCHEMA,
     services: { type: 'array', items: SERVICE_SCHEMA },
     functions: { type: 'array', items: FUNCTION_SCHEMA },
     rules: { type: 'array', items: RULE_SCHEMA },

@@ -76,6 +76,20 @@ export interface EnvironmentConfig {
   readonly controlPlane?: ControlPlaneConfig;
 
   /**
+   * An EKS cluster in the mesh network (or an existing one), with Gloo Edge routing to the model functions.
+   *
+   * @default - no cluster
+   */
+  readonly eks?: EksConfig;
+
+  /**
+   * The Kubernetes charts: the namespace of the mesh's workloads, tracing, and what the ingress gateway exposes.
+   *
+   * @default - namespace `lambda-mesh`, 1% tracing to an in-cluster OpenTelemetry collector that logs spans
+   */
+  readonly kubernetes?: KubernetesConfig;
+
+  /**
    * The backend services that model functions call through the mesh.
    */
   readonly services: ServiceConfig[];
@@ -349,3 +363,153 @@ export interface HttpRuleConfig extends Omit<HttpMatch, 'methods' | 'headers'> {
  * Defines a match on one request header: the mesh model's {@link HeaderMatch}.
  */
 export type HeaderRuleConfig = HeaderMatch;
+
+/**
+ * Defines the EKS part of an environment: a private cluster in the mesh network's service subnets (or an existing
+ * cluster), and Gloo Edge routing to the model functions.
+ *
+ * @see https://docs.aws.amazon.com/eks/latest/userguide/private-clusters.html
+ */
+export interface EksConfig {
+  /**
+   * Use this existing cluster instead of creating one.
+   *
+   * @default - a new cluster
+   */
+  readonly existingCluster?: ExistingClusterConfig;
+
+  /**
+   * The nodes' EC2 instance type (x86_64: Gloo's images are pulled for amd64). Ignored with `existingCluster`.
+   *
+   * @default 'm7i.large'
+   */
+  readonly instanceType?: string;
+
+  /**
+   * How many nodes, 2 to 20 (two zones at least). Ignored with `existingCluster`.
+   *
+   * @default 2
+   */
+  readonly nodes?: number;
+
+  /**
+   * Gloo Edge on the cluster.
+   *
+   * @default - Gloo 1.22.1 without function discovery, a route per function version
+   */
+  readonly gloo?: GlooConfig;
+}
+
+/**
+ * Defines an existing EKS cluster to install Gloo on.
+ *
+ * @see https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_eks_v2.ClusterAttributes.html
+ */
+export interface ExistingClusterConfig {
+  /** The cluster name. */
+  readonly clusterName: string;
+
+  /** The ARN of the cluster's IAM OIDC provider. */
+  readonly openIdConnectProviderArn: string;
+
+  /** The ARN of a role with cluster-admin access (an access entry) that the kubectl handler runs as. */
+  readonly kubectlRoleArn: string;
+
+  /** The ID of the cluster security group, so the kubectl handler can reach the private endpoint. */
+  readonly clusterSecurityGroupId: string;
+}
+
+/**
+ * Defines Gloo Edge on the environment's cluster.
+ *
+ * @see https://docs.solo.io/gloo-edge/latest/guides/traffic_management/destination_types/aws_lambda/
+ */
+export interface GlooConfig {
+  /**
+   * The Gloo Edge Helm chart version, `X.Y.Z`.
+   *
+   * @default '1.22.1'
+   */
+  readonly version?: string;
+
+  /**
+   * Turn on Gloo's function discovery (synth warns: it rewrites hand-written Upstreams).
+   *
+   * @default false
+   */
+  readonly discovery?: boolean;
+
+  /**
+   * The routes, each to one function version of the config.
+   *
+   * @default - one route per function version at `/<function>/<version>`
+   */
+  readonly routes?: GlooRouteConfig[];
+}
+
+/**
+ * Defines a Gloo route to one function version.
+ */
+export interface GlooRouteConfig {
+  /** The path prefix, starting with '/'. */
+  readonly path: string;
+
+  /** The function, one of `functions[].name`. */
+  readonly function: string;
+
+  /** The version, one of that function's `versions`. */
+  readonly version: string;
+
+  /**
+   * Answer with the function's result read as an API Gateway proxy response.
+   *
+   * @default false
+   */
+  readonly unwrapAsApiGateway?: boolean;
+}
+
+/**
+ * Defines the Kubernetes charts of an environment: Istio policies rendered from the mesh model, and telemetry.
+ *
+ * @see https://istio.io/latest/docs/reference/config/security/authorization-policy/
+ */
+export interface KubernetesConfig {
+  /**
+   * The namespace the mesh's services run in (as Knative Services, under a service account per identity); it is
+   * labelled for Istio sidecar injection, with STRICT mTLS and deny-all.
+   *
+   * @default 'lambda-mesh'
+   */
+  readonly namespace?: string;
+
+  /**
+   * The share of requests traced, in percent (0 to 100).
+   *
+   * @default 1
+   */
+  readonly tracingSamplingPercentage?: number;
+
+  /**
+   * Where the OpenTelemetry collector sends traces, metrics and logs: an OTLP/gRPC endpoint `host:port`, over TLS.
+   *
+   * @default - the collector writes what it receives to its own log
+   */
+  readonly otlpEndpoint?: string;
+
+  /**
+   * Services the Istio ingress gateway may call (their Knative routes are exposed outside the cluster).
+   *
+   * @default - none
+   */
+  readonly exposedServices?: string[];
+
+  /**
+   * Install Istio 1.30 and Knative Serving 1.23 on the `eks` cluster and apply the charts through it (needs the `eks`
+   * section). The nodes must be able to pull the Istio (docker.io/istio), Knative (gcr.io/knative-releases) and
+   * OpenTelemetry (docker.io/otel) images: the default cluster's nodes have no internet route, so give them one
+   * or a mirror first.
+   *
+   * @default false - the charts are only written to dist/
+   */
+  readonly applyToCluster?: boolean;
+}

@@ -194,6 +194,14 @@ describe('validateCloudFormation', () => {
     expect(Acknowledgements.awsSolutionsId('AwsSolutions-S1')).toBe('AwsSolutions::AwsSolutions-S1');
   });
 
+  test('findingArn writes an ARN as cdk-nag does: literals where the stack knows them, pseudo parameters elsewhere', () => {
+    const app = newTestApp();
+    const agnostic = new Stack(app, 'Agnostic');
+    const pinned = new Stack(app, 'Pinned', { env: { region: 'eu-west-1' } });
+    expect(Acknowledgements.findingArn(agnostic, 'ssm', 'parameter/a/*')).toBe('arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/a/*');
+    expect(Acknowledgements.findingArn(pinned, 'ssm', 'parameter/a/*')).toBe('arn:aws:ssm:eu-west-1:<AWS::AccountId>:parameter/a/*');
+  });
+
   test('fails when an acknowledgement names a control id or gives no reason', () => {
     const { bucket } = appWithPlainBucket();
     expect(() => Acknowledgements.guardId('CT.S3.PR.2')).toThrow(/not the 'CT.S3.PR.11' control id/);

@@ -3,13 +3,17 @@ import { gunzipSync } from 'zlib';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as YAML from 'yaml';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig } from '../../lib/config';
+import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig, validateConfig } from '../../lib/config';
 import { MeshEnvironment } from '../../lib/environment';
-import { formatFindings, newTestApp, validateCloudFormation } from '../harness';
+import { expectValidManifests, formatFindings, newTestApp, validateCloudFormation } from '../harness';
 import { thrownBy } from '../util';
 
 const root = path.resolve(__dirname, '..', '..');
+
+/** The default environment's Kubernetes charts in dist/, numbered in the order they are applied (lib/kubernetes.ts). */
+const KUBERNETES_FILES = ['0000-lambda-mesh-dev-namespaces.yaml', '0001-lambda-mesh-dev-observability.yaml', '0002-lambda-mesh-dev-platform.yaml', '0003-lambda-mesh-dev-gloo-routes.yaml'];
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-env-'));
@@ -34,11 +38,19 @@ describe('MeshEnvironment', () => {
     }
   });
 
-  test('stacks are named after the environment and environment-agnostic by default', () => {
+  test('stacks are named after the environment; the default fixes the region only', () => {
     const { env } = environment();
-    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network', 'lambda-mesh-dev-control-plane', 'lambda-mesh-dev-mesh']);
+    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network', 'lambda-mesh-dev-control-plane', 'lambda-mesh-dev-mesh', 'lambda-mesh-dev-functions', 'lambda-mesh-dev-eks']);
     expect(env.networkStack.templateFile).toBe('lambda-mesh-dev-network.template.json');
-    expect(env.networkStack.environment).toBe('aws://unknown-account/unknown-region');
+    expect(env.networkStack.environment).toBe('aws://unknown-account/us-east-1');
+  });
+
+  test('without an env section the stacks are environment-agnostic, and the Gloo routes are applied through the cluster only', () => {
+    const { env, dist } = environment({ ...DEFAULT_CONFIG, env: undefined, network: { maxAzs: 3 } });
+    expect(env.stacks.map((s) => s.environment)).toEqual(Array(5).fill('aws://unknown-account/unknown-region'));
+    const files = env.writeKubernetes().map((f) => path.basename(f));
+    expect(files.some((f) => f.includes('gloo'))).toBe(false);
+    expect(fs.existsSync(dist)).toBe(true);
   });
 
   test('a fixed account and region use the listed zones, so synth needs no lookup', () => {
@@ -119,12 +131,33 @@ describe('MeshEnvironment', () => {
     expect(identities.map((i) => i.name)).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
   });
 
+  test('the functions stack runs every function version of the config as a MeshFunction of lib/model-handler, after the mesh stack', () => {
+    const { env } = environment();
+    expect([...env.functionsStack.functions.keys()]).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
+    const t = Template.fromStack(env.functionsStack);
+    t.resourceCountIs('AWS::Lambda::Function', 4);
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      PackageType: 'Image',
+      Environment: { Variables: Match.objectLike({ MESH_IDENTITY: 'model-b-v1', MESH_UPSTREAM_FEATURE_STORE_URL: 'http://127.0.0.1:8080', MESH_UPSTREAM_RESULT_WRITER_URL: 'http://127.0.0.1:8081', MESH_UPSTREAM_LOG_SERVICE_URL: 'tcp://127.0.0.1:24224' }) },
+    });
+    const fn = env.functionsStack.functions.get('model-a-v2')!;
+    expect(fs.readdirSync(path.join(fn.buildContextDirectory, 'function')).sort()).toEqual(expect.arrayContaining(['app.py', 'requirements.txt']));
+    expect(env.functionsStack.dependencies).toEqual(expect.arrayContaining([env.meshStack, env.controlPlaneStack, env.networkStack]));
+  });
+
+  test('fails when a function version may call no service, naming the config field', () => {
+    const config: EnvironmentConfig = { ...DEFAULT_CONFIG, functions: [...DEFAULT_CONFIG.functions, { name: 'model-d', versions: ['v1'] }] };
+    const err = thrownBy(() => environment(config), (e): e is ConfigError => ConfigError.isConfigError(e));
+    expect(err.field).toBe('functions[3].versions[0]');
+    expect(err.expected).toMatch(/at least one service that model-d-v1 may call/);
+  });
+
   test('writeKubernetes replaces the output directory whole', () => {
     const { env, dist } = environment();
     fs.mkdirSync(dist, { recursive: true });
     fs.writeFileSync(path.join(dist, 'stale.yaml'), 'kind: Stale\n');
-    expect(env.writeKubernetes()).toEqual([]);
-    expect(fs.readdirSync(dist)).toEqual([]);
+    expect(env.writeKubernetes()).toEqual(KUBERNETES_FILES.map((f) => path.join(dist, f)));
+    expect(fs.readdirSync(dist)).toEqual(KUBERNETES_FILES);
     expect(fs.readdirSync(path.dirname(dist))).toEqual(['dist']);
   });
 });
@@ -143,14 +176,14 @@ describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
     return { status: r.status, stderr: r.stderr };
   }
 
-  test('synthesizes the default environment: templates, an empty dist/ and a summary', () => {
+  test('synthesizes the default environment: templates, the Kubernetes charts in dist/ and a summary', () => {
     const cwd = tempDir();
     const r = runApp(cwd, {});
     // The one thing the app says on its own: that it bundles the secrets generator (esbuild, no Docker).
     expect(r.stderr.split('\n').filter((l) => l && !l.startsWith('Bundling asset '))).toEqual([]);
     expect(r.status).toBe(0);
     expect(fs.existsSync(path.join(cwd, 'cdk.out', 'lambda-mesh-dev-network.template.json'))).toBe(true);
-    expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual([]);
+    expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual(KUBERNETES_FILES);
     const summary = JSON.parse(fs.readFileSync(path.join(cwd, 'cdk.out', 'lambda-mesh-summary.json'), 'utf8')) as { mesh: { rules: string[] } };
     expect(summary.mesh.rules).toContain('model-a-v2 -> feature-store: allow GET /features*');
   }, 60_000);
@@ -167,4 +200,130 @@ describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
     expect(fs.existsSync(path.join(cwd, 'cdk.out', 'lambda-mesh-summary.json'))).toBe(false);
     expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual(['previous.yaml']);
   }, 60_000);
+});
+
+describe('MeshEnvironment with the eks section', () => {
+  const configError = (config: EnvironmentConfig): ConfigError => thrownBy(() => validateConfig(config, '(test)'), (e): e is ConfigError => ConfigError.isConfigError(e));
+
+  test('the default config has it: a private 1.35 cluster with encrypted secrets and all control plane logs, nodes in the service subnets', () => {
+    expect(DEFAULT_CONFIG.eks).toEqual({});
+    const { env } = environment();
+    expect(env.eksStack!.stackName).toBe('lambda-mesh-dev-eks');
+    const t = Template.fromStack(env.eksStack!);
+    t.hasResourceProperties('AWS::EKS::Cluster', {
+      Version: '1.35',
+      ResourcesVpcConfig: Match.objectLike({ EndpointPrivateAccess: true, EndpointPublicAccess: false }),
+      EncryptionConfig: [{ Provider: { KeyArn: Match.anyValue() }, Resources: ['secrets'] }],
+      Logging: { ClusterLogging: { EnabledTypes: ['api', 'audit', 'authenticator', 'controllerManager', 'scheduler'].map((type) => ({ Type: type })) } },
+    });
+    t.resourceCountIs('AWS::IAM::OIDCProvider', 1);
+    t.hasResourceProperties('AWS::EKS::Nodegroup', { InstanceTypes: ['m7i.large'], ScalingConfig: { MinSize: 2, DesiredSize: 2, MaxSize: 2 } });
+    const json = JSON.stringify(t.toJSON());
+    const nodegroup = JSON.stringify(Object.values(t.findResources('AWS::EKS::Nodegroup'))[0]);
+    expect(nodegroup).toMatch(/ServicesSubnet1/);
+    // The kubectl handler runs where the Helm repository is reachable: the server subnets.
+    const handler = JSON.stringify(Object.entries(t.findResources('AWS::Lambda::Function')).find(([k]) => k.startsWith('ClusterKubectlProviderHandler'))![1]);
+    expect(handler).toMatch(/ServersSubnet1/);
+    expect(handler).not.toMatch(/ServicesSubnet/);
+    t.hasResourceProperties('AWS::ECR::PullThroughCacheRule', { EcrRepositoryPrefix: 'quay', UpstreamRegistryUrl: 'quay.io' });
+    t.hasResourceProperties('AWS::EC2::VPCEndpoint', { ServiceName: 'com.amazonaws.us-east-1.lambda', PrivateDnsEnabled: true });
+    expect(json).toContain('.lambda');
+  });
+
+  test('Gloo: installed after its roles, and routes to every function version applied after the release', () => {
+    const { env } = environment();
+    const t = Template.fromStack(env.eksStack!);
+    const [helm] = Object.entries(t.findResources('Custom::AWSCDK-EKS-HelmChart'));
+    expect(helm[1].Properties).toMatchObject({ Chart: 'gloo', Version: '1.22.1', Namespace: 'gloo-system' });
+    const values = JSON.stringify(env.eksStack!.resolve(helm[1].Properties.Values));
+    expect(values).toContain('enableServiceAccountCredentials');
+    expect(values).toContain('quay/solo-io');
+    const applied = Object.values(t.findResources('Custom::AWSCDK-EKS-KubernetesResource')).find((r) => JSON.stringify(r.Properties).includes('VirtualService'))!;
+    expect((applied as { DependsOn: string[] }).DependsOn).toContain(helm[0]);
+    const manifest = JSON.stringify(env.eksStack!.resolve(applied.Properties.Manifest));
+    for (const prefix of ['/model-a/v1', '/model-a/v2', '/model-b/v1', '/model-c/v1']) {
+      expect(manifest).toContain(prefix);
+    }
+    expect(env.eksStack!.routes.upstream.toJson().spec.aws.lambdaFunctions).toHaveLength(4);
+    expectValidManifests(env.eksStack!.routes.toJson() as object[]);
+    // The gateway-proxy may invoke exactly the four functions (each at $LATEST and unqualified).
+    const policy = Object.entries(t.findResources('AWS::IAM::Policy')).find(([k]) => k.startsWith('GlooAccessProxyRole'))![1];
+    const statements = (policy.Properties as { PolicyDocument: { Statement: Array<{ Action: string | string[]; Resource: unknown[] }> } }).PolicyDocument.Statement;
+    expect(statements.flatMap((st) => st.Action)).toEqual(['lambda:InvokeFunction']);
+    expect(statements[0].Resource).toHaveLength(8);
+  });
+
+  test('the routes chart in dist/ names every function version and the region, and validates against the Gloo CRDs', () => {
+    const { env, dist } = environment();
+    const file = env.writeKubernetes().find((f) => f.endsWith('-gloo-routes.yaml'));
+    expect(file).toBe(path.join(dist, '0003-lambda-mesh-dev-gloo-routes.yaml'));
+    const docs = YAML.parseAllDocuments(fs.readFileSync(file!, 'utf8')).map((d) => d.toJS() as { kind: string; spec: { aws?: { region: string; lambdaFunctions: Array<{ lambdaFunctionName: string }> } } });
+    expectValidManifests(docs);
+    expect(docs.map((d) => d.kind)).toEqual(['Upstream', 'VirtualService']);
+    expect(docs[0].spec.aws!.region).toBe('us-east-1');
+    expect(docs[0].spec.aws!.lambdaFunctions.map((f) => f.lambdaFunctionName)).toEqual(
+      ['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1'].map((identity) => `lambda-mesh-dev-${identity}`),
+    );
+  });
+
+  test('configured routes: a path per function version, with unwrapAsApiGateway', () => {
+    const { env } = environment({ ...DEFAULT_CONFIG, eks: { gloo: { routes: [{ path: '/a', function: 'model-a', version: 'v2', unwrapAsApiGateway: true }] } } });
+    const vs = env.eksStack!.routes.virtualService.toJson() as { spec: { virtualHost: { routes: Array<{ matchers: unknown; routeAction: { single: { destinationSpec: { aws: unknown } } } }> } } };
+    expect(vs.spec.virtualHost.routes).toHaveLength(1);
+    expect(vs.spec.virtualHost.routes[0].matchers).toEqual([{ prefix: '/a' }]);
+    expect(vs.spec.virtualHost.routes[0].routeAction.single.destinationSpec.aws).toEqual({ logicalName: 'model-a-v2', invocationStyle: 'SYNC', unwrapAsApiGateway: true });
+    expect(env.eksStack!.routes.upstream.toJson().spec.aws.lambdaFunctions).toHaveLength(1);
+  });
+
+  test('discovery: on, its role and a warning', () => {
+    const { env } = environment({ ...DEFAULT_CONFIG, eks: { gloo: { discovery: true } } });
+    expect(env.eksStack!.glooAccess.discoveryRole).toBeDefined();
+    Annotations.fromStack(env.eksStack!).hasWarning('/lambda-mesh-dev-eks/GlooAccess', Match.stringLikeRegexp('function discovery is on'));
+  });
+
+  test('without the eks section there is no cluster', () => {
+    const { env } = environment({ ...DEFAULT_CONFIG, eks: undefined });
+    expect(env.eksStack).toBeUndefined();
+    expect(env.stacks.map((st) => st.stackName)).not.toContain('lambda-mesh-dev-eks');
+  });
+
+  test('an existing cluster: imported with its OIDC provider, the kubectl handler runs as the given role, no unacknowledged finding', () => {
+    const { app, env } = environment({
+      ...DEFAULT_CONFIG,
+      eks: {
+        existingCluster: {
+          clusterName: 'models',
+          openIdConnectProviderArn: 'arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',
+          kubectlRoleArn: 'arn:aws:iam::123456789012:role/eks-admin',
+          clusterSecurityGroupId: 'sg-0123456789abcdef0',
+        },
+      },
+    });
+    const t = Template.fromStack(env.eksStack!);
+    t.resourceCountIs('AWS::EKS::Cluster', 0);
+    t.resourceCountIs('Custom::AWSCDK-EKS-HelmChart', 1);
+    t.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Federated: 'arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE' } })] },
+    });
+    const handler = Object.entries(t.findResources('AWS::Lambda::Function')).find(([k]) => k.includes('KubectlProvider') && k.includes('Handler'));
+    expect(JSON.stringify(handler)).toContain('arn:aws:iam::123456789012:role/eks-admin');
+    const result = validateCloudFormation(app);
+    if (result.findings.length > 0) {
+      throw new Error(`unacknowledged findings:\n${formatFindings(result.findings)}`);
+    }
+  });
+
+  test.each([
+    ['a route names a function outside the mesh', { path: '/x', function: 'billing', version: 'v1' }, 'eks.gloo.routes[0].function', /a function of the mesh \(model-a, model-b, model-c\)/],
+    ['a route names a version the function does not have', { path: '/x', function: 'model-b', version: 'v2' }, 'eks.gloo.routes[0].version', /a version of function model-b \(v1\)/],
+  ])('fails when %s, naming the config field', (_label, route, field, expected) => {
+    const err = configError({ ...DEFAULT_CONFIG, eks: { gloo: { routes: [route] } } });
+    expect(err.field).toBe(field);
+    expect(err.expected).toMatch(expected);
+  });
+
+  test('fails when two routes share a path', () => {
+    const err = configError({ ...DEFAULT_CONFIG, eks: { gloo: { routes: [{ path: '/x', function: 'model-a', version: 'v1' }, { path: '/x', function: 'model-b', version: 'v1' }] } } });
+    expect(err.field).toBe('eks.gloo.routes[1].path');
+  });
 });

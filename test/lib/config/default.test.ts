@@ -12,8 +12,9 @@ describe('DEFAULT_CONFIG', () => {
     expect(loadConfigFile(path.join(EXAMPLES, 'default.yaml'))).toStrictEqual(DEFAULT_CONFIG);
   });
 
-  test('is environment-agnostic', () => {
-    expect(DEFAULT_CONFIG.env).toBeUndefined();
+  test('fixes the region only (so the Gloo routes in dist/ can name it), with the zones listed so synth needs no lookup', () => {
+    expect(DEFAULT_CONFIG.env).toEqual({ region: 'us-east-1' });
+    expect(DEFAULT_CONFIG.network?.availabilityZones).toEqual(['us-east-1a', 'us-east-1b', 'us-east-1c']);
   });
 
   test('lets every model read features, write results and send logs, and nothing else', () => {

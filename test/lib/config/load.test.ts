@@ -179,7 +179,7 @@ describe('loadConfigFile', () => {
       '# nothing here\n',
       '(root)',
       '(empty document)',
-      'an object with the keys name, env, network, mesh, controlPlane, services, functions, rules',
+      'an object with the keys name, env, network, mesh, controlPlane, eks, kubernetes, services, functions, rules',
     );
   });
 
@@ -188,13 +188,13 @@ describe('loadConfigFile', () => {
     ['a string', 'lambda-mesh-dev\n', '"lambda-mesh-dev"'],
     ['null', 'null\n', 'null'],
   ])('fails when the root is %s, not an object', (_what, content, given) => {
-    expectLoadError(content, '(root)', given, 'an object with the keys name, env, network, mesh, controlPlane, services, functions, rules');
+    expectLoadError(content, '(root)', given, 'an object with the keys name, env, network, mesh, controlPlane, eks, kubernetes, services, functions, rules');
   });
 
   test('fails when the root has an unknown key', () => {
     const file = fixture('bad.yaml', `${BASE}servics: []\n`);
     expect(() => loadConfigFile(file)).toThrow(
-      /bad\.yaml: servics: given "servics", expected one of the keys name, env, network, mesh, controlPlane, services, functions, rules \(did you mean services\?\)$/,
+      /bad\.yaml: servics: given "servics", expected one of the keys name, env, network, mesh, controlPlane, eks, kubernetes, services, functions, rules \(did you mean services\?\)$/,
     );
   });
 
