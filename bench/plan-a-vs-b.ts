@@ -5,7 +5,8 @@
  *   version and one per service (no outbound by default), and per (version, service) pair an ingress rule on the
  *   service's group from the version's group plus the matching egress rule on the version's group.
  * - Plan B: lambda-mesh. The {@link MeshEnvironment} built from a config with the same functions, services and
- *   pairs (an L7 rule `GET /v1/*` per function and service), all of its stacks.
+ *   pairs (an L7 rule `GET /v1/*` per function and service), all of its stacks: network, control plane, mesh and
+ *   one stack per model function.
  *
  * Both are synthesized into temporary directories; security groups and their rules are counted from the template
  * JSON of every stack: inline `SecurityGroupIngress`/`SecurityGroupEgress` entries plus
@@ -25,6 +26,7 @@ import { type IConstruct } from 'constructs';
 import { IdentityKind } from '../constructs/mesh';
 import { type EnvironmentConfig, validateConfig } from '../lib/config';
 import { MeshEnvironment } from '../lib/environment';
+import { modelFunctionStackId } from '../lib/function-stack';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const DOC_FILE = path.join(REPO_ROOT, 'docs', 'plan-a-vs-b.md');
@@ -399,6 +401,20 @@ export function measurePlanA(size: PlanSize, options: MeasureOptions = {}): Plan
   }
 }
 
+/** The environment name of plan B: its stacks are `plan-b-network`, ..., `plan-b-function-model-0001`, ... */
+export const PLAN_B_NAME = 'plan-b';
+
+/**
+ * Names plan B's stacks for the report, with `<name>` for the environment name: the fixed stacks one by one, then
+ * the model function stacks as one pattern (there is one per model function, hundreds at the large sizes).
+ */
+export function describePlanBStacks(stackNames: readonly string[]): string {
+  const functionPrefix = modelFunctionStackId(PLAN_B_NAME, '');
+  const fixed = [...new Set(stackNames.filter((x) => !x.startsWith(functionPrefix)))].map((x) => `\`${x.replace(`${PLAN_B_NAME}-`, '<name>-')}\``);
+  const perFunction = stackNames.some((x) => x.startsWith(functionPrefix)) ? [`one \`${modelFunctionStackId('<name>', '<function>')}\` per model function`] : [];
+  return [...fixed, ...perFunction].join(', ');
+}
+
 /** The environment config of plan B: every model (each version) may call every service with `GET /v1/*`. */
 export function planBConfig(size: PlanSize): EnvironmentConfig {
   const services = Array.from({ length: size.services }, (_, i) => ({
@@ -410,7 +426,7 @@ export function planBConfig(size: PlanSize): EnvironmentConfig {
   const functions = Array.from({ length: size.models }, (_, i) => ({ name: modelName(i), versions: versionNames(size.versions) }));
   const rules = functions.flatMap((f) => services.map((s) => ({ from: f.name, to: s.name, http: { pathPrefix: '/v1/', methods: ['GET'] } })));
   // Through the loader's validation, as a config file would go.
-  return validateConfig({ name: 'plan-b', services, functions, rules }, '(bench/plan-a-vs-b.ts)');
+  return validateConfig({ name: PLAN_B_NAME, services, functions, rules }, '(bench/plan-a-vs-b.ts)');
 }
 
 /** Builds the lambda-mesh environment for `size` from its config, synthesizes all its stacks and counts them. */
@@ -522,11 +538,11 @@ function report(rows: readonly Row[], totalMs: number, command: string, builtinV
     ]),
   );
   const limitsTable = table(
-    ['N', 'M', 'V', 'A: max inbound on one SG', 'A: max outbound on one SG', 'A: resources in its stack', 'A: template MB', 'A: breaks', 'B: max inbound on one SG', 'B: max outbound on one SG', 'B: most resources in a stack', 'B: largest template MB'],
+    ['N', 'M', 'V', 'A: max inbound on one SG', 'A: max outbound on one SG', 'A: resources in its stack', 'A: template MB', 'A: breaks', 'B: max inbound on one SG', 'B: max outbound on one SG', 'B: stacks', 'B: most resources in a stack', 'B: largest template MB'],
     rows.map((r) => [
       ...label(r),
       n(r.a.counts.maxInboundPerGroup), n(r.a.counts.maxOutboundPerGroup), n(r.a.counts.maxResourcesInStack), mb(r.a.counts.maxTemplateBytes), planALimits(r.a.counts),
-      n(r.b.counts.maxInboundPerGroup), n(r.b.counts.maxOutboundPerGroup), n(r.b.counts.maxResourcesInStack), mb(r.b.counts.maxTemplateBytes),
+      n(r.b.counts.maxInboundPerGroup), n(r.b.counts.maxOutboundPerGroup), n(r.b.counts.stacks), n(r.b.counts.maxResourcesInStack), mb(r.b.counts.maxTemplateBytes),
     ]),
   );
   const meshTable = table(
@@ -542,7 +558,7 @@ function report(rows: readonly Row[], totalMs: number, command: string, builtinV
     ['Stack / security group (logical ID)', 'inbound', 'outbound'],
     [...smallest.b.counts.perGroup.entries()]
       .sort(([x], [y]) => x.localeCompare(y))
-      .map(([key, g]) => [`\`${key.replace(/^plan-b-/, '<name>-')}\``, String(g.inbound), String(g.outbound)]),
+      .map(([key, g]) => [`\`${key.replace(`${PLAN_B_NAME}-`, '<name>-')}\``, String(g.inbound), String(g.outbound)]),
   ).replace('| ---: | ---: | ---: |', '| --- | ---: | ---: |');
 
   const pairs = (r: Row): number => r.size.models * r.size.versions * r.size.services;
@@ -572,7 +588,8 @@ function report(rows: readonly Row[], totalMs: number, command: string, builtinV
   const smallestB = rows.reduce((w, r) => (r.b.counts.maxTemplateBytes < w.b.counts.maxTemplateBytes ? r : w), rows[0]);
   const bytesPerRule = (biggestB.b.counts.maxTemplateBytes - smallestB.b.counts.maxTemplateBytes) / Math.max(1, biggestB.b.mesh.resolvedRules - smallestB.b.mesh.resolvedRules);
   const rulesAtLimit = smallestB.b.mesh.resolvedRules + (CFN_MAX_TEMPLATE_BYTES - smallestB.b.counts.maxTemplateBytes) / Math.max(bytesPerRule, 1);
-  const stacks = [...new Set(rows.flatMap((r) => r.b.stackNames.map((x) => x.replace(/^plan-b-/, '<name>-'))))].join(', ');
+  const stacks = describePlanBStacks(rows.flatMap((r) => r.b.stackNames));
+  const stacksAreNPlus3 = rows.every((r) => r.b.counts.stacks === r.size.models + 3 && r.b.stackNames.length === r.b.counts.stacks);
 
   return `# Plan A versus plan B: security groups counted from synthesized templates
 
@@ -588,7 +605,7 @@ N model functions, each with V versions, call M backend services; every version 
   the matching egress rule on the version's group. One stack in an imported VPC.
 - **Plan B** is lambda-mesh: \`MeshEnvironment\` built from a config with the same functions and services and one
   L7 rule (\`GET /v1/*\`) per function and service, with the repository's cdk.json context. All of its stacks
-  (${stacks}) are counted.
+  (${stacks}${stacksAreNPlus3 ? ': N + 3 in all' : ''}) are counted.
 
 ## Results
 
@@ -624,6 +641,10 @@ ${meshTable}
   ${distinct(rows.map((r) => r.b.functionGroup.outbound))} outbound rule(s) (the mesh gateway and the VPC endpoints) and ${distinct(rows.map((r) => r.b.functionGroup.inbound))} inbound. The mesh
   gateway reaches the services through one egress rule per service subnet (per availability zone), not per
   service, so M adds no rule either.
+- Plan B's stacks: ${distinct(rows.map((r) => r.b.counts.stacks))}${stacksAreNPlus3 ? ' (N + 3: network, control plane, mesh and one per model function)' : ''}. The most
+  resources in one of them: ${distinct(rows.map((r) => r.b.counts.maxResourcesInStack))}, ${rows.every((r) => r.b.counts.maxResourcesInStack <= CFN_MAX_RESOURCES) ? 'within CloudFormation\'s 500 at every size' : '**over** CloudFormation\'s 500 at some size'}: a model
+  function's versions (5 resources each: the function, its role, two policies, its log group) share a stack only
+  with each other.
 - What grows in plan B is the policy, outside the network layer: N x V x M resolved rules (the intention sources),
   M \`service-intentions\` config entries (one per destination service) and N x M rules in the config, one per
   function and service, expanded per version by the model.${bBytesConstant ? '' : ` Where a stack carries that policy as data (deploy-time

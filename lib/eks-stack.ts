@@ -41,7 +41,7 @@ export interface EksStackProps extends StackProps {
   readonly mesh: IMesh;
   /** The network, from the network stack. */
   readonly network: IMeshNetwork;
-  /** The model functions, by identity, from the functions stack. */
+  /** The model functions, by identity, from the model function stacks. */
   readonly functions: ReadonlyMap<string, MeshFunction>;
   /** The eks section of the environment config. */
   readonly config: EksConfig;
@@ -67,8 +67,9 @@ export class EksStack extends Stack {
   constructor(scope: Construct, id: string, props: EksStackProps) {
     super(scope, id, props);
     const { network, config } = props;
-    // Nodes live in the service subnets, which have no route to the internet: the subnets the network keeps
-    // for backend services (EC2, ECS, EKS), away from the functions' and the servers' route tables.
+    // Nodes live in the service subnets, which have no route to the internet unless the network gives them one
+    // (`serviceEgress`, for Istio's and Knative's public images): the subnets the network keeps for backend
+    // services (EC2, ECS, EKS), away from the functions' and the servers' route tables.
     const kubectlSubnets = network.vpc.selectSubnets(network.serverSubnets).subnets;
     // The kubectl handler fetches the Gloo chart from Solo's Helm repository: it runs in the server subnets,
     // the only ones with a NAT path, and reaches the private API endpoint from there.
@@ -144,7 +145,8 @@ export class EksStack extends Stack {
       this.cluster = cluster;
     }
 
-    // Gloo's images come from quay.io, which the nodes cannot reach: ECR pulls them through on first use.
+    // Gloo's images come from quay.io, which isolated nodes cannot reach: ECR pulls them through on first use
+    // (with `serviceEgress` too, so Gloo installs the same way whatever the network).
     new ecr.CfnPullThroughCacheRule(this, 'QuayCache', { ecrRepositoryPrefix: QUAY_CACHE_PREFIX, upstreamRegistryUrl: 'quay.io' });
     nodeRole?.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['ecr:BatchImportUpstreamImage', 'ecr:CreateRepository'],

@@ -2,12 +2,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { type App, type Stack } from 'aws-cdk-lib';
 import * as cdk8s from 'cdk8s';
+import { type MeshFunction } from '../constructs/function';
 import { type Mesh } from '../constructs/mesh';
 import { type EnvironmentConfig } from './config';
 import { meshFromConfig } from './mesh-from-config';
 import { ControlPlaneStack } from './control-plane-stack';
 import { EksStack } from './eks-stack';
-import { FunctionsStack } from './functions-stack';
+import { ModelFunctionStack, modelFunctionStackId } from './function-stack';
 import { KubernetesPlatform } from './kubernetes';
 import { MeshStack } from './mesh-stack';
 import { NetworkStack } from './network-stack';
@@ -32,6 +33,7 @@ export interface MeshEnvironmentProps {
  * Kubernetes charts (in a cdk8s app of their own, written by {@link writeKubernetes}).
  *
  * Stacks are direct children of the app, named `<name>-<part>`, so templates land in `cdk.out/<name>-<part>.template.json`.
+ * Each model function has a stack of its own, `<name>-function-<function>` (see {@link modelFunctionStackId}).
  */
 export class MeshEnvironment {
   /** The mesh model every part renders from. */
@@ -42,8 +44,13 @@ export class MeshEnvironment {
   public readonly controlPlaneStack: ControlPlaneStack;
   /** The mesh stack: function identities and intentions, applied to Consul at deploy time. */
   public readonly meshStack: MeshStack;
-  /** The functions stack: one mesh function per function version of the config. */
-  public readonly functionsStack: FunctionsStack;
+  /**
+   * The model function stacks, by function name (`model-a`), in the config's order: one stack per function of the
+   * config, named `<name>-function-<function>`, with a mesh function per version of it.
+   */
+  public readonly functionStacks: ReadonlyMap<string, ModelFunctionStack>;
+  /** Every function version's mesh function, by identity (`model-a-v1`), in the config's order. */
+  public readonly functions: ReadonlyMap<string, MeshFunction>;
   /**
    * The EKS stack: the cluster, Gloo Edge and its routes to the functions.
    * @default - none: the config has no eks section
@@ -89,26 +96,36 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: identities and intentions, applied to Consul at deploy time`,
     });
 
-    this.functionsStack = new FunctionsStack(app, `${config.name}-functions`, {
-      ...env,
-      mesh: this.mesh,
-      network: this.networkStack.network,
-      gateway: this.controlPlaneStack.gateway,
-      identities: this.meshStack.identities,
-      functions: config.functions,
-      functionNamePrefix: config.name,
-      configSource: props.configSource,
-      description: `lambda-mesh ${config.name}: the model functions, one per function version, as mesh members`,
+    // One stack per model function, named after it alone: no function moves between stacks when others come or go.
+    const functionStacks = new Map<string, ModelFunctionStack>();
+    const functions = new Map<string, MeshFunction>();
+    config.functions.forEach((f, i) => {
+      const stack = new ModelFunctionStack(app, modelFunctionStackId(config.name, f.name), {
+        ...env,
+        mesh: this.mesh,
+        network: this.networkStack.network,
+        gateway: this.controlPlaneStack.gateway,
+        identities: this.meshStack.identities,
+        config: f,
+        configField: `functions[${i}]`,
+        functionNamePrefix: config.name,
+        configSource: props.configSource,
+        description: `lambda-mesh ${config.name}: model function ${f.name}, one mesh function per version`,
+      });
+      // A function's extension reads its identity bundle at start: the registrar must have written it.
+      stack.addStackDependency(this.meshStack, 'the function identities are registered before the functions start');
+      functionStacks.set(f.name, stack);
+      stack.functions.forEach((fn, identity) => functions.set(identity, fn));
     });
-    // A function's extension reads its identity bundle at start: the registrar must have written it.
-    this.functionsStack.addStackDependency(this.meshStack, 'the function identities are registered before the functions start');
+    this.functionStacks = functionStacks;
+    this.functions = functions;
 
     if (config.eks) {
       this.eksStack = new EksStack(app, `${config.name}-eks`, {
         ...env,
         mesh: this.mesh,
         network: this.networkStack.network,
-        functions: this.functionsStack.functions,
+        functions: this.functions,
         config: config.eks,
         description: `lambda-mesh ${config.name}: EKS cluster, Gloo Edge and its routes to the model functions`,
       });
@@ -133,9 +150,9 @@ export class MeshEnvironment {
     this.eksStack?.addRoutesChart(this.kubernetes, `${config.name}-gloo-routes`, config.env?.region);
   }
 
-  /** The environment's CloudFormation stacks. */
+  /** The environment's CloudFormation stacks: network, control plane, mesh, the model functions' in config order, eks. */
   public get stacks(): Stack[] {
-    return [this.networkStack, this.controlPlaneStack, this.meshStack, this.functionsStack, ...(this.eksStack ? [this.eksStack] : [])];
+    return [this.networkStack, this.controlPlaneStack, this.meshStack, ...this.functionStacks.values(), ...(this.eksStack ? [this.eksStack] : [])];
   }
 
   /**

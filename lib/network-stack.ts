@@ -24,6 +24,7 @@ export class NetworkStack extends Stack {
       ipAddresses: ec2.IpAddresses.cidr(props.network.cidr ?? '10.0.0.0/16'),
       ...(props.network.availabilityZones ? { availabilityZones: props.network.availabilityZones } : { maxAzs: props.network.maxAzs ?? 3 }),
       ...(props.network.serverEgress !== undefined ? { serverEgress: props.network.serverEgress } : {}),
+      ...(props.network.serviceEgress !== undefined ? { serviceEgress: props.network.serviceEgress } : {}),
     });
   }
 }

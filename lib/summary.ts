@@ -24,6 +24,9 @@ export interface SynthSummary {
   readonly kubernetesFiles: string[];
 }
 
+/** The most model function stacks ({@link formatSummary}) lists one by one; past it, the rest is one line. */
+export const MAX_LISTED_FUNCTION_STACKS = 10;
+
 /** Summarises a synthesized assembly, the mesh graph and the Kubernetes files written. */
 export function buildSummary(environment: string, configSource: string, assembly: CloudAssembly, graph: MeshGraph, kubernetesFiles: string[]): SynthSummary {
   return {
@@ -59,7 +62,19 @@ export function formatSummary(s: SynthSummary): string {
   lines.push(`lambda-mesh environment '${s.environment}' (config: ${s.configSource})`);
   lines.push('');
   lines.push(`CloudFormation: ${s.stacks.length} stack(s)`);
+  // One stack per model function: with many models, list a few and sum up the rest rather than print hundreds.
+  const functionStackPrefix = `${s.environment}-function-`;
+  const functionStacks = s.stacks.filter((st) => st.stackName.startsWith(functionStackPrefix));
+  const unlisted = functionStacks.length > MAX_LISTED_FUNCTION_STACKS ? functionStacks.slice(MAX_LISTED_FUNCTION_STACKS - 1) : [];
+  const skipped = new Set(unlisted);
   for (const st of s.stacks) {
+    if (st === unlisted[0]) {
+      const sizes = unlisted.map((u) => u.resources);
+      lines.push(`  ... and ${unlisted.length} more ${functionStackPrefix}<function> stacks: ${Math.min(...sizes)} to ${Math.max(...sizes)} resources each`);
+    }
+    if (skipped.has(st)) {
+      continue;
+    }
     const top = Object.entries(st.byType).sort(([, a], [, b]) => b - a).slice(0, 4).map(([t, n]) => `${n} ${t.replace(/^AWS::/, '')}`).join(', ');
     lines.push(`  ${st.stackName}: ${st.resources} resources -> ${st.templateFile}${top ? `  (${top}, ...)` : ''}`);
   }

@@ -27,6 +27,11 @@ export interface IMeshNetwork extends IConstruct, ec2.IConnectable {
   readonly functionSecurityGroup: ec2.ISecurityGroup;
   /** True when the server subnets have a NAT path to the internet (package repositories, public registries). */
   readonly serverEgress: boolean;
+  /**
+   * True when the service subnets have a NAT path to the internet too (nodes that pull public images).
+   * @default false
+   */
+  readonly serviceEgress?: boolean;
 }
 
 /**
@@ -35,7 +40,8 @@ export interface IMeshNetwork extends IConstruct, ec2.IConnectable {
 export interface MeshNetworkProps {
   /**
    * An existing VPC to use instead of creating one. Then give `functionSubnets`, `serviceSubnets` and
-   * `serverSubnets`, and say with `serverEgress` whether the server subnets reach the internet.
+   * `serverSubnets`, and say with `serverEgress` (and `serviceEgress`) whether the server (and service) subnets
+   * reach the internet.
    * @default - a new VPC
    */
   readonly vpc?: ec2.IVpc;
@@ -55,13 +61,25 @@ export interface MeshNetworkProps {
    */
   readonly serverSubnets?: ec2.SubnetSelection;
   /**
-   * Give the server subnets (and only them) a NAT path to the internet. The Consul servers install Consul
+   * Give the server subnets a NAT path to the internet. The Consul servers install Consul
    * from HashiCorp's package repository and the mesh gateway pulls its image from a public registry; without
-   * egress, install from an S3 mirror and pull from your own ECR. Function and service subnets never get one.
+   * egress, install from an S3 mirror and pull from your own ECR. Function subnets never get one; service subnets
+   * only with `serviceEgress`.
    * For an existing VPC, say whether its server subnets have egress.
    * @default true
    */
   readonly serverEgress?: boolean;
+  /**
+   * Give the service subnets a NAT path to the internet too, through the server subnets' NAT gateways (so it
+   * needs `serverEgress`). This is weaker isolation than the default, and synth warns
+   * (`lambda-mesh:network-service-egress`): anything in the service subnets can then reach any address whose
+   * port its security group allows. Use it for EKS nodes, or other backend services, that pull images from public
+   * registries (docker.io, gcr.io) or call the internet; a registry mirror in your own ECR keeps them isolated.
+   * Function subnets never get one. For an existing VPC, say whether its service subnets have egress.
+   * @default false
+   * @see https://docs.aws.amazon.com/vpc/latest/userguide/vpc-nat-gateway.html
+   */
+  readonly serviceEgress?: boolean;
   /**
    * Create the VPC endpoints (S3 gateway; SSM, Secrets Manager, KMS, STS, ECR, CloudWatch Logs interface).
    * Turn off for an existing VPC that has them already (two endpoints with private DNS for one service clash).
@@ -121,6 +139,11 @@ export interface MeshNetworkAttributes {
   readonly endpointSecurityGroup: ec2.ISecurityGroup;
   /** Whether the server subnets have a NAT path to the internet. */
   readonly serverEgress: boolean;
+  /**
+   * Whether the service subnets have a NAT path to the internet.
+   * @default false
+   */
+  readonly serviceEgress?: boolean;
 }
 
 /**
@@ -162,7 +185,8 @@ const EGRESS = 'Egress';
  * STS, ECR, CloudWatch Logs interface endpoints), VPC flow logs, and the security group mesh functions share.
  *
  * Function and service subnets are isolated: no internet, no NAT; everything they need is behind an endpoint.
- * Only the server subnets get a NAT path (`serverEgress`), for the Consul package repository and the gateway image.
+ * Only the server subnets get a NAT path (`serverEgress`), for the Consul package repository and the gateway image,
+ * unless the service subnets are given one too (`serviceEgress`, a warned opt-in for nodes that pull public images).
  */
 export class MeshNetwork extends Resource implements IMeshNetwork {
   /**
@@ -176,6 +200,7 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
       public readonly serverSubnets = attrs.serverSubnets;
       public readonly functionSecurityGroup = attrs.functionSecurityGroup;
       public readonly serverEgress = attrs.serverEgress;
+      public readonly serviceEgress = attrs.serviceEgress ?? false;
       public readonly connections = new ec2.Connections({ securityGroups: [attrs.endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
     }
     return new Imported(scope, id);
@@ -187,6 +212,12 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
   public readonly serverSubnets: ec2.SubnetSelection;
   public readonly functionSecurityGroup: ec2.ISecurityGroup;
   public readonly serverEgress: boolean;
+  /**
+   * True when the service subnets have a NAT path to the internet (always set on a `MeshNetwork`; optional only
+   * because it is optional on {@link IMeshNetwork}, to which it was added later).
+   * @default false
+   */
+  public readonly serviceEgress?: boolean;
   /** The log group that receives the VPC flow logs. */
   public readonly flowLogGroup: logs.ILogGroup;
   /**
@@ -198,6 +229,8 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
   constructor(scope: Construct, id: string, props: MeshNetworkProps = {}) {
     super(scope, id);
     this.serverEgress = props.serverEgress ?? true;
+    const serviceEgress = props.serviceEgress ?? false;
+    this.serviceEgress = serviceEgress;
     const fail = (field: string, given: unknown, expected: string): never => throwInvalid(this, field, given, expected);
 
     const maxAzs = props.maxAzs ?? 3;
@@ -258,6 +291,9 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
           fail(field, props[field], 'no selection: a new VPC has its own subnet groups (Functions, Services, Servers); give `vpc` to use your own');
         }
       }
+      if (serviceEgress && !this.serverEgress) {
+        fail('serviceEgress', serviceEgress, 'false (or left out) while serverEgress is false: the service subnets reach the internet through the NAT gateways that serverEgress creates');
+      }
       const vpc = new ec2.Vpc(this, 'Vpc', {
         ipAddresses: props.ipAddresses ?? ec2.IpAddresses.cidr('10.0.0.0/16'),
         availabilityZones: azs ?? defaultAvailabilityZones(Stack.of(this), maxAzs),
@@ -267,7 +303,9 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
         subnetConfiguration: [
           // Lambda functions take one ENI per subnet and security group combination; give them the most room.
           { name: FUNCTIONS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
-          { name: SERVICES, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+          // With serviceEgress, each zone's service subnet routes 0.0.0.0/0 to the NAT gateway of its zone, as the
+          // server subnets do; consumers select subnet groups by name, so nothing else moves.
+          { name: SERVICES, subnetType: serviceEgress ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
           { name: SERVERS, subnetType: this.serverEgress ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
           // Holds only the NAT gateways; nothing launched here gets a public address.
           ...(this.serverEgress ? [{ name: EGRESS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 28, mapPublicIpOnLaunch: false }] : []),
@@ -286,6 +324,9 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
       const wanted = azs?.length ?? maxAzs;
       if (vpc.availabilityZones.length < wanted) {
         Annotations.of(this).addWarningV2('lambda-mesh:network:fewerAvailabilityZones', `The stack's region offers ${vpc.availabilityZones.length} availability zones, fewer than the ${wanted} asked for: a 3-server quorum spread over 2 zones does not survive the loss of the zone holding 2 of them.`);
+      }
+      if (serviceEgress) {
+        Annotations.of(this).addWarningV2('lambda-mesh:network-service-egress', 'serviceEgress is on: the service subnets route 0.0.0.0/0 to the NAT gateways, so anything running there (EKS nodes, pods, backend services) can reach any internet address its security group allows, not only the VPC endpoints. It is meant for nodes that pull public images (Istio from docker.io, Knative from gcr.io); mirror those images into your own ECR to keep the service subnets isolated. Function subnets stay isolated.');
       }
       acknowledgeRestrictDefaultSecurityGroupProvider(this);
     }

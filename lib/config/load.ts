@@ -517,6 +517,27 @@ function checkSemantics(config: EnvironmentConfig, file: string): void {
     );
   }
 
+  // The service subnets go out through the NAT gateways of the server egress path; there are none without it.
+  if (network.serviceEgress === true && network.serverEgress === false) {
+    fail(
+      'network.serviceEgress',
+      network.serviceEgress,
+      'false (or left out) while network.serverEgress is false: the service subnets reach the internet through the NAT gateways that serverEgress creates',
+    );
+  }
+
+  // A new cluster's nodes run in the service subnets: without a NAT path there they cannot pull the installs' images,
+  // and the Helm releases never become ready. An existing cluster's network is the user's (and not visible here).
+  if (config.kubernetes?.applyToCluster === true && config.eks !== undefined && config.eks.existingCluster === undefined && network.serviceEgress !== true) {
+    throw new ConfigError({
+      file,
+      field: 'kubernetes.applyToCluster',
+      given: `true, with a new EKS cluster (no eks.existingCluster) and network.serviceEgress ${network.serviceEgress === false ? 'false' : 'left out'}`,
+      expected:
+        "network.serviceEgress: true beside it: the new cluster's nodes run in the service subnets, which have no internet route without it, and must pull Istio's images from docker.io and Knative's from gcr.io (or leave applyToCluster out: the charts are then only written to dist/)",
+    });
+  }
+
   // Gloo routes only to functions of the mesh: each route names a declared function version, at its own path.
   const paths = new Set<string>();
   (config.eks?.gloo?.routes ?? []).forEach((route, i) => {

@@ -160,6 +160,10 @@ const NETWORK_SCHEMA = {
       items: { type: 'string', pattern: CONFIG_PATTERNS.availabilityZone.pattern },
     },
     serverEgress: { type: 'boolean', description: 'Give the server subnets a NAT path to the internet. Default: true.' },
+    serviceEgress: {
+      type: 'boolean',
+      description: 'Give the service subnets a NAT path too (needs serverEgress; synth warns): for EKS nodes that pull public images. Default: false.',
+    },
   },
 } as const satisfies JsonSchemaNode;
 
@@ -234,7 +238,10 @@ const KUBERNETES_SCHEMA = {
       description: "The OTLP/gRPC endpoint host:port the collector exports to, over TLS. Default: the collector's log.",
     },
     exposedServices: { type: 'array', description: 'Services the Istio ingress gateway may call. Default: none.', uniqueItems: true, items: DNS_LABEL },
-    applyToCluster: { type: 'boolean', description: 'Install Istio and Knative on the eks cluster and apply the charts through it. Default: false.' },
+    applyToCluster: {
+      type: 'boolean',
+      description: 'Install Istio and Knative on the eks cluster and apply the charts through it; a new cluster needs network.serviceEgress: true. Default: false.',
+    },
   },
 } as const satisfies JsonSchemaNode;
 

@@ -161,6 +161,17 @@ export interface NetworkConfig {
    * @default true
    */
   readonly serverEgress?: boolean;
+
+  /**
+   * Give the service subnets a NAT path to the internet too, through the server subnets' NAT gateways (needs
+   * `serverEgress`). It is weaker isolation, so synth warns (`lambda-mesh:network-service-egress`): anything in the
+   * service subnets (the EKS nodes and their pods) can then reach the internet. A new EKS cluster needs it for
+   * `kubernetes.applyToCluster`, because its nodes pull Istio's images from docker.io and Knative's from gcr.io.
+   *
+   * @default false - the service subnets reach only the VPC endpoints and the rest of the VPC
+   * @see https://docs.aws.amazon.com/vpc/latest/userguide/vpc-nat-gateway.html
+   */
+  readonly serviceEgress?: boolean;
 }
 
 /**
@@ -506,10 +517,13 @@ export interface KubernetesConfig {
   /**
    * Install Istio 1.30 and Knative Serving 1.23 on the `eks` cluster and apply the charts through it (needs the `eks`
    * section). The nodes must be able to pull the Istio (docker.io/istio), Knative (gcr.io/knative-releases) and
-   * OpenTelemetry (docker.io/otel) images: the default cluster's nodes have no internet route, so give them one
-   * or a mirror first.
+   * OpenTelemetry (docker.io/otel) images. A new cluster's nodes run in the service subnets, which have no internet
+   * route by default: with a new cluster this needs `network.serviceEgress: true` (config error otherwise). With
+   * `eks.existingCluster`, making those registries reachable from its nodes (a NAT path or a registry mirror) is
+   * yours to arrange: the environment cannot see the existing cluster's network.
    *
    * @default false - the charts are only written to dist/
+   * @see https://istio.io/latest/docs/setup/install/helm/
    */
   readonly applyToCluster?: boolean;
 }

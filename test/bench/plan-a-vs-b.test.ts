@@ -1,5 +1,6 @@
 import {
   countSecurityGroups,
+  describePlanBStacks,
   measurePlanA,
   measurePlanB,
   planBConfig,
@@ -116,7 +117,7 @@ describe('plan B (lambda-mesh), from synthesized templates', () => {
   test.each([2, 5].flatMap((models) => [2, 3].map((services) => ({ models, services }))))(
     'N=$models M=$services: the per-pair policy is in the mesh model, one intention source per version and service',
     ({ models, services }) => {
-      const { mesh, stackNames } = results.get(key(models, services))!;
+      const { mesh } = results.get(key(models, services))!;
 
       expect(mesh).toEqual({
         identities: models + services,
@@ -125,9 +126,18 @@ describe('plan B (lambda-mesh), from synthesized templates', () => {
         intentionEntries: services,
         declaredRules: models * services,
       });
-      expect(stackNames).toEqual(expect.arrayContaining(['plan-b-network', 'plan-b-control-plane']));
     },
   );
+
+  test.each([2, 5])('N=%i: all N + 3 stacks are counted, one per model function besides network, control plane and mesh', (models) => {
+    const { counts, stackNames } = results.get(key(models, 2))!;
+    const functionStacks = Array.from({ length: models }, (_, i) => `plan-b-function-model-${String(i + 1).padStart(4, '0')}`);
+
+    expect([...stackNames].sort()).toEqual(['plan-b-control-plane', 'plan-b-mesh', 'plan-b-network', ...functionStacks].sort());
+    expect(counts.stacks).toBe(models + 3);
+    expect(counts.maxResourcesInStack).toBeLessThan(500);
+    expect(describePlanBStacks(stackNames)).toBe('`<name>-network`, `<name>-control-plane`, `<name>-mesh`, one `<name>-function-<function>` per model function');
+  });
 
   test('the config passes the loader\'s validation and has every function call every service over L7', () => {
     const config = planBConfig({ models: 2, services: 3, versions: 2 });

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as YAML from 'yaml';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig, validateConfig } from '../../lib/config';
+import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig, loadConfigFile, validateConfig } from '../../lib/config';
 import { MeshEnvironment } from '../../lib/environment';
 import { expectValidManifests, formatFindings, newTestApp, validateCloudFormation } from '../harness';
 import { thrownBy } from '../util';
@@ -17,6 +17,16 @@ const KUBERNETES_FILES = ['0000-lambda-mesh-dev-namespaces.yaml', '0001-lambda-m
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-env-'));
+}
+
+/** The default environment with `count` model functions (`model-0001`, ...), each reading the feature store. */
+function manyFunctions(count: number, versions: string[]): EnvironmentConfig {
+  const names = Array.from({ length: count }, (_, i) => `model-${String(i + 1).padStart(4, '0')}`);
+  return {
+    ...DEFAULT_CONFIG,
+    functions: names.map((name) => ({ name, versions })),
+    rules: names.map((name) => ({ from: name, to: 'feature-store', http: { pathPrefix: '/features', methods: ['GET'] } })),
+  };
 }
 
 function environment(config: EnvironmentConfig = DEFAULT_CONFIG): { app: ReturnType<typeof newTestApp>; env: MeshEnvironment; dist: string } {
@@ -40,14 +50,23 @@ describe('MeshEnvironment', () => {
 
   test('stacks are named after the environment; the default fixes the region only', () => {
     const { env } = environment();
-    expect(env.stacks.map((s) => s.stackName)).toEqual(['lambda-mesh-dev-network', 'lambda-mesh-dev-control-plane', 'lambda-mesh-dev-mesh', 'lambda-mesh-dev-functions', 'lambda-mesh-dev-eks']);
+    expect(env.stacks.map((s) => s.stackName)).toEqual([
+      'lambda-mesh-dev-network',
+      'lambda-mesh-dev-control-plane',
+      'lambda-mesh-dev-mesh',
+      'lambda-mesh-dev-function-model-a',
+      'lambda-mesh-dev-function-model-b',
+      'lambda-mesh-dev-function-model-c',
+      'lambda-mesh-dev-eks',
+    ]);
+    expect(env.stacks.map((s) => s.node.id)).toEqual(env.stacks.map((s) => s.stackName));
     expect(env.networkStack.templateFile).toBe('lambda-mesh-dev-network.template.json');
     expect(env.networkStack.environment).toBe('aws://unknown-account/us-east-1');
   });
 
   test('without an env section the stacks are environment-agnostic, and the Gloo routes are applied through the cluster only', () => {
     const { env, dist } = environment({ ...DEFAULT_CONFIG, env: undefined, network: { maxAzs: 3 } });
-    expect(env.stacks.map((s) => s.environment)).toEqual(Array(5).fill('aws://unknown-account/unknown-region'));
+    expect(env.stacks.map((s) => s.environment)).toEqual(Array(7).fill('aws://unknown-account/unknown-region'));
     const files = env.writeKubernetes().map((f) => path.basename(f));
     expect(files.some((f) => f.includes('gloo'))).toBe(false);
     expect(fs.existsSync(dist)).toBe(true);
@@ -131,18 +150,68 @@ describe('MeshEnvironment', () => {
     expect(identities.map((i) => i.name)).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
   });
 
-  test('the functions stack runs every function version of the config as a MeshFunction of lib/model-handler, after the mesh stack', () => {
+  test('each model function has its own stack, after the mesh stack, running every version as a MeshFunction of lib/model-handler', () => {
     const { env } = environment();
-    expect([...env.functionsStack.functions.keys()]).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
-    const t = Template.fromStack(env.functionsStack);
-    t.resourceCountIs('AWS::Lambda::Function', 4);
-    t.hasResourceProperties('AWS::Lambda::Function', {
+    expect([...env.functionStacks.keys()]).toEqual(['model-a', 'model-b', 'model-c']);
+    expect([...env.functions.keys()]).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
+    const versions = Object.fromEntries([...env.functionStacks].map(([name, stack]) => [name, [...stack.functions.keys()]]));
+    expect(versions).toEqual({ 'model-a': ['model-a-v1', 'model-a-v2'], 'model-b': ['model-b-v1'], 'model-c': ['model-c-v1'] });
+    for (const [name, stack] of env.functionStacks) {
+      expect(stack.stackName).toBe(`lambda-mesh-dev-function-${name}`);
+      expect(stack.modelFunctionName).toBe(name);
+      const t = Template.fromStack(stack);
+      // Five resources per version: the function, its role, two policies and its log group.
+      expect(Object.keys(t.toJSON().Resources as object)).toHaveLength(5 * stack.functions.size);
+      t.resourceCountIs('AWS::Lambda::Function', stack.functions.size);
+      for (const fn of stack.functions.values()) {
+        t.hasResourceProperties('AWS::Lambda::Function', { FunctionName: `lambda-mesh-dev-${fn.identity}`, Environment: { Variables: Match.objectLike({ MESH_IDENTITY: fn.identity }) } });
+        expect(env.functions.get(fn.identity)).toBe(fn);
+      }
+      expect(stack.dependencies).toEqual(expect.arrayContaining([env.meshStack, env.controlPlaneStack, env.networkStack]));
+    }
+    Template.fromStack(env.functionStacks.get('model-b')!).hasResourceProperties('AWS::Lambda::Function', {
       PackageType: 'Image',
       Environment: { Variables: Match.objectLike({ MESH_IDENTITY: 'model-b-v1', MESH_UPSTREAM_FEATURE_STORE_URL: 'http://127.0.0.1:8080', MESH_UPSTREAM_RESULT_WRITER_URL: 'http://127.0.0.1:8081', MESH_UPSTREAM_LOG_SERVICE_URL: 'tcp://127.0.0.1:24224' }) },
     });
-    const fn = env.functionsStack.functions.get('model-a-v2')!;
+    const fn = env.functions.get('model-a-v2')!;
     expect(fs.readdirSync(path.join(fn.buildContextDirectory, 'function')).sort()).toEqual(expect.arrayContaining(['app.py', 'requirements.txt']));
-    expect(env.functionsStack.dependencies).toEqual(expect.arrayContaining([env.meshStack, env.controlPlaneStack, env.networkStack]));
+    // The eks stack routes to every function, so it comes after all of their stacks.
+    expect(env.eksStack!.dependencies).toEqual(expect.arrayContaining([...env.functionStacks.values()]));
+  });
+
+  test('120 function versions (60 functions x 2) synthesize, every stack under CloudFormation\'s 500 resources', () => {
+    const { app, env } = environment(manyFunctions(60, ['v1', 'v2']));
+    const assembly = app.synth();
+    expect(env.functionStacks.size).toBe(60);
+    expect(env.functions.size).toBe(120);
+    expect(assembly.stacks).toHaveLength(3 + 60 + 1);
+    const resources = Object.fromEntries(assembly.stacks.map((st) => [st.stackName, Object.keys((st.template as { Resources: object }).Resources).length]));
+    expect(Object.entries(resources).filter(([, n]) => n >= 500)).toEqual([]);
+    expect(resources['lambda-mesh-dev-function-model-0042']).toBe(10);
+  });
+
+  test('adding a function leaves the other functions in their stacks with the same logical ids', () => {
+    const before = environment(manyFunctions(3, ['v1', 'v2'])).env;
+    const base = manyFunctions(3, ['v1', 'v2']);
+    // In front, so every other function's index in the config moves too.
+    const after = environment({ ...base, functions: [{ name: 'model-new', versions: ['v1'] }, ...base.functions], rules: [...base.rules, { from: 'model-new', to: 'feature-store' }] }).env;
+    const layout = (env: MeshEnvironment, name: string): { stackName: string; logicalIds: string[] } => {
+      const stack = env.functionStacks.get(name)!;
+      return { stackName: stack.stackName, logicalIds: Object.keys(Template.fromStack(stack).toJSON().Resources as object).sort() };
+    };
+    for (const name of before.functionStacks.keys()) {
+      expect(layout(after, name)).toEqual(layout(before, name));
+    }
+    expect(after.functionStacks.get('model-new')!.stackName).toBe('lambda-mesh-dev-function-model-new');
+    expect(after.stacks.map((st) => st.stackName).slice(3, 7)).toEqual(['model-new', 'model-0001', 'model-0002', 'model-0003'].map((f) => `lambda-mesh-dev-function-${f}`));
+  });
+
+  test('fails when two versions of a function give one construct id, naming the config field', () => {
+    const config = manyFunctions(1, ['v1-0', 'v10']);
+    const err = thrownBy(() => environment(config), (e): e is ConfigError => ConfigError.isConfigError(e));
+    expect(err.field).toBe('functions[0].versions[1]');
+    expect(err.given).toBe('"v10"');
+    expect(err.expected).toMatch(/differs from that of version "v1-0" \(both give Model0001V10/);
   });
 
   test('fails when a function version may call no service, naming the config field', () => {
@@ -325,5 +394,60 @@ describe('MeshEnvironment with the eks section', () => {
   test('fails when two routes share a path', () => {
     const err = configError({ ...DEFAULT_CONFIG, eks: { gloo: { routes: [{ path: '/x', function: 'model-a', version: 'v1' }, { path: '/x', function: 'model-b', version: 'v1' }] } } });
     expect(err.field).toBe('eks.gloo.routes[1].path');
+  });
+});
+
+describe('MeshEnvironment from examples/config/eks-istio-knative.yaml', () => {
+  const file = path.join(root, 'examples', 'config', 'eks-istio-knative.yaml');
+
+  test('eks-istio-knative example: the default environment plus network.serviceEgress and kubernetes.applyToCluster', () => {
+    expect(loadConfigFile(file)).toStrictEqual({
+      ...DEFAULT_CONFIG,
+      network: { ...DEFAULT_CONFIG.network, serviceEgress: true },
+      kubernetes: { applyToCluster: true },
+    });
+  });
+
+  test('eks-istio-knative example: synthesizes with Istio and Knative on the cluster, the charts applied through it, service subnets routed to NAT, no unacknowledged finding', () => {
+    const app = newTestApp();
+    const env = new MeshEnvironment(app, { config: loadConfigFile(file), configSource: file, kubernetesOutdir: path.join(tempDir(), 'dist') });
+
+    // The network: each service subnet's default route goes to a NAT gateway (the servers' stay as they were).
+    const network = Template.fromStack(env.networkStack);
+    const natRoutes = Object.values(network.findResources('AWS::EC2::Route', { Properties: { DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: Match.anyValue() } }))
+      .map((r) => JSON.stringify(r.Properties.RouteTableId));
+    expect(natRoutes.filter((t) => t.includes('ServicesSubnet'))).toHaveLength(3);
+    expect(natRoutes.filter((t) => t.includes('ServersSubnet'))).toHaveLength(3);
+    expect(natRoutes.filter((t) => t.includes('FunctionsSubnet'))).toEqual([]);
+
+    // The eks stack: Gloo, Istio and the Knative Operator from their Helm charts, and the environment's charts
+    // (namespaces, platform, observability) applied after the Istio and Knative installs.
+    const eks = Template.fromStack(env.eksStack!);
+    const helm = eks.findResources('Custom::AWSCDK-EKS-HelmChart');
+    expect(Object.values(helm).map((c) => c.Properties.Release as string).sort()).toEqual(['gloo', 'istio-base', 'istio-ingressgateway', 'istiod', 'knative-operator']);
+    expect(env.kubernetesPlatform.istio).toBeDefined();
+    expect(env.kubernetesPlatform.knative).toBeDefined();
+    const manifests = eks.findResources('Custom::AWSCDK-EKS-KubernetesResource');
+    const text = (manifest: unknown): string => (typeof manifest === 'string' ? manifest : JSON.stringify(manifest));
+    const appliedWith = (matches: (manifest: string) => boolean): string => {
+      const found = Object.entries(manifests).find(([, r]) => matches(text(env.eksStack!.resolve(r.Properties.Manifest))));
+      expect(found).toBeDefined();
+      return found![0];
+    };
+    const dependsOn = (id: string): string[] => (manifests[id] as { DependsOn?: string[] }).DependsOn ?? [];
+    const release = (name: string): string => Object.entries(helm).find(([, c]) => c.Properties.Release === name)![0];
+    const namespaces = appliedWith((m) => m.startsWith('[') && (JSON.parse(m) as Array<{ kind: string; metadata: { name: string } }>).some((d) => d.kind === 'Namespace' && d.metadata.name === 'lambda-mesh'));
+    expect(dependsOn(namespaces)).toEqual(expect.arrayContaining([release('istio-ingressgateway'), release('knative-operator')]));
+    expect(dependsOn(appliedWith((m) => m.includes('allow-nothing')))).toContain(namespaces);
+    expect(dependsOn(appliedWith((m) => m.includes('"name":"otel-collector"')))).toContain(namespaces);
+
+    const result = validateCloudFormation(app);
+    // The one expected warning: the service subnets' egress is a warned opt-in, which the example turns on.
+    const serviceEgress = result.findings.filter((f) => f.acknowledgementId === 'Annotation::lambda-mesh:network-service-egress');
+    expect(serviceEgress.map((f) => f.constructPath)).toEqual(['lambda-mesh-dev-network/Network']);
+    const others = result.findings.filter((f) => !serviceEgress.includes(f));
+    if (others.length > 0) {
+      throw new Error(`unacknowledged findings:\n${formatFindings(others)}`);
+    }
   });
 });

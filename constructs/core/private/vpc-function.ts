@@ -1,12 +1,12 @@
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
 import type { IMeshNetwork } from '../../network/network';
 import { Acknowledgements } from '../validation';
+import { newVpcFunctionRole } from './function-role';
 import { handlerCode } from './handler-code';
 
 /**
@@ -53,20 +53,13 @@ export function newVpcFunction(scope: Construct, id: string, options: VpcFunctio
   // Called from this side, so both rules live in this stack: the network stack must not refer back to it.
   securityGroup.connections.allowTo(options.network, ec2.Port.tcp(443), `${options.purpose} to the VPC endpoints`);
   securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'The CloudFormation response URL (S3 via the gateway endpoint; the subnets have no other route out)');
-  const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: options.logRetention, encryptionKey: options.logKey, removalPolicy: options.removalPolicy });
-  const role = new iam.Role(scope, `${id}Role`, {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+  const { logGroup, role, networkPolicy } = newVpcFunctionRole(scope, {
+    ids: { logs: `${id}Logs`, role: `${id}Role`, networkPolicy: `${id}NetworkPolicy` },
     description: options.purpose,
+    logKey: options.logKey,
+    logRetention: options.logRetention,
+    removalPolicy: options.removalPolicy,
   });
-  logGroup.grantWrite(role);
-  const networkPolicy = new iam.Policy(scope, `${id}NetworkPolicy`, {
-    statements: [new iam.PolicyStatement({
-      actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
-      resources: ['*'],
-    })],
-  });
-  role.attachInlinePolicy(networkPolicy);
-  Acknowledgements.awsSolutions(networkPolicy, 'IAM5[Resource::*]', 'Lambda manages the function\'s VPC network interfaces with these EC2 actions, which support no resource-level permissions (the same statement as AWSLambdaVPCAccessExecutionRole).');
   const fn = new lambda.Function(scope, id, {
     runtime: lambda.Runtime.NODEJS_24_X,
     role,

@@ -2,12 +2,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
 import { describeValue, LambdaMeshError, throwInvalid } from '../../core/errors';
 import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
+import { newVpcFunctionRole } from '../../core/private/function-role';
 import { Acknowledgements } from '../../core/validation';
 import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
 import { type MeshFunctionOptions, type MeshUpstream, type ProvisionedConcurrency } from '../types';
@@ -107,28 +108,17 @@ export function prepareMeshFunction(scope: Construct, o: MeshFunctionOptions): M
   const environment = meshEnvironment(scope, o, identity, upstreams);
 
   const logKey = o.logKey ?? o.identities.key;
-  const logGroup = new logs.LogGroup(scope, 'Logs', {
-    retention: o.logRetention ?? logs.RetentionDays.ONE_YEAR,
-    encryptionKey: logKey,
+  const { logGroup, role, networkPolicy } = newVpcFunctionRole(scope, {
+    ids: { logs: 'Logs', role: 'ServiceRole', networkPolicy: 'NetworkPolicy' },
+    description: `lambda-mesh function ${identity}: its own logs, its own identity bundle`,
+    logKey,
+    logRetention: o.logRetention ?? logs.RetentionDays.ONE_YEAR,
     removalPolicy: o.removalPolicy ?? RemovalPolicy.RETAIN,
   });
   if (Stack.of(logKey) !== Stack.of(scope)) {
     Acknowledgements.guard(logGroup, 'cloudwatch_log_group_encrypted_check', `CT.CLOUDWATCH.PR.3: the log group is encrypted with the KMS key ${logKey.node.path} (by default the mesh key, which lets CloudWatch Logs use it); its ARN is a cross-stack reference, which the rule cannot resolve.`);
   }
-  const role = new iam.Role(scope, 'ServiceRole', {
-    assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    description: `lambda-mesh function ${identity}: its own logs, its own identity bundle`,
-  });
-  logGroup.grantWrite(role);
   o.identities.grantReadIdentity(role, identity);
-  const networkPolicy = new iam.Policy(scope, 'NetworkPolicy', {
-    statements: [new iam.PolicyStatement({
-      actions: ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
-      resources: ['*'],
-    })],
-  });
-  role.attachInlinePolicy(networkPolicy);
-  Acknowledgements.awsSolutions(networkPolicy, 'IAM5[Resource::*]', 'Lambda manages the function\'s VPC network interfaces with these EC2 actions, which support no resource-level permissions (the same statement as AWSLambdaVPCAccessExecutionRole).');
 
   // The shared security group's only egress: the gateway port and the endpoints. The rules are made from the
   // gateway's and the network's side, exactly as MeshGateway and MeshNetwork make them, so they land in those

@@ -7,11 +7,10 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { ConsulPackage, ConsulServerCluster, type ConsulServerClusterProps, ConsulTokenRole } from '../../../constructs/consul';
-import { LambdaMeshError } from '../../../constructs/core';
 import { Mesh } from '../../../constructs/mesh';
 import { MeshNetwork } from '../../../constructs/network';
 import { cdkJsonContext, findSecretMaterial, formatFindings, validateCloudFormation } from '../../harness';
-import { thrownBy } from '../../util';
+import { meshError } from '../../util';
 
 interface Fixture {
   readonly app: App;
@@ -28,7 +27,6 @@ function cluster(props: Partial<ConsulServerClusterProps> = {}, networkProps = {
   return { app, stack, network, cluster: new ConsulServerCluster(stack, 'Consul', { mesh, network, ...props }) };
 }
 
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 /** The user data of the launch template, with CloudFormation references replaced by placeholder text. */
 function renderedUserData(stack: Stack): string {

@@ -1,11 +1,9 @@
 import { Stack } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type App } from 'aws-cdk-lib';
-import { LambdaMeshError } from '../../../constructs/core';
 import { GlooLambdaFunction, ServiceAccountIssuer } from '../../../constructs/eks';
 import { Mesh } from '../../../constructs/mesh';
 import { newTestApp } from '../../harness';
-import { thrownBy } from '../../util';
 
 /** What the EKS construct tests share: a fixed-region stack, a mesh with three function versions and their functions. */
 export const REGION = 'eu-west-1';
@@ -33,7 +31,7 @@ export function fixture(): Fixture {
   return { app, stack, mesh, issuer: ServiceAccountIssuer.fromProviderArn(PROVIDER_ARN, `https://${ISSUER_HOST}`), functions };
 }
 
-export const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+export { meshError } from '../../util';
 
 /** The statements of every IAM policy in a template, flattened. */
 export interface Statement {

@@ -3,26 +3,15 @@ import * as path from 'path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { LambdaMeshError } from '../../../constructs/core';
 import { MeshFunction, MeshFunctionBaseImage, type MeshFunctionProps } from '../../../constructs/function';
 import { Mesh } from '../../../constructs/mesh';
 import { formatFindings, validateCloudFormation } from '../../harness';
-import { thrownBy } from '../../util';
-import { HASHED_REQUIREMENTS, handlerDir, meshFixture, type MeshFixture } from './mesh-fixture';
+import { meshError } from '../../util';
+import { HASHED_REQUIREMENTS, handlerDir, meshFixture, type MeshFixture, modelAOptions } from './mesh-fixture';
 
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 function meshFunction(f: MeshFixture, id: string, props: Partial<MeshFunctionProps> = {}): MeshFunction {
-  return new MeshFunction(f.functionsStack, id, {
-    mesh: f.mesh,
-    network: f.network,
-    gateway: f.gateway,
-    identities: f.identities,
-    service: 'model-a',
-    version: 'v1',
-    code: handlerDir(),
-    ...props,
-  });
+  return new MeshFunction(f.functionsStack, id, { ...modelAOptions(f), ...props });
 }
 
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown; Effect: string };

@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { type App, Stack } from 'aws-cdk-lib';
 import { ConsulServerCluster, MeshGateway } from '../../../constructs/consul';
+import { type MeshFunctionOptions } from '../../../constructs/function';
 import { IdentityRegistrar } from '../../../constructs/intentions';
 import { Mesh, ServiceProtocol } from '../../../constructs/mesh';
 import { MeshNetwork } from '../../../constructs/network';
@@ -63,4 +64,9 @@ export function meshFixture(context: Record<string, unknown> = {}): MeshFixture 
   const gateway = new MeshGateway(controlPlane, 'MeshGateway', { cluster, network });
   const identities = new IdentityRegistrar(new Stack(app, 'mesh'), 'Identities', { mesh, cluster, network });
   return { app, mesh, network, gateway, identities, functionsStack: new Stack(app, 'functions') };
+}
+
+/** What every test function is built from: `model-a` `v1` in the fixture's environment, code in a new handler directory. */
+export function modelAOptions(f: MeshFixture): MeshFunctionOptions & { readonly code: string } {
+  return { mesh: f.mesh, network: f.network, gateway: f.gateway, identities: f.identities, service: 'model-a', version: 'v1', code: handlerDir() };
 }

@@ -6,28 +6,17 @@ import { Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { LambdaMeshError } from '../../../constructs/core';
 import { MeshExtensionLayer, MeshFunctionBaseImage, MeshPythonFunction, type MeshPythonFunctionProps } from '../../../constructs/function';
 import { checkSizeBudget, pythonBundlingScript, UNZIPPED_LIMIT_BYTES } from '../../../constructs/function/private/zip-bundling';
 import { formatFindings, newTestApp, validateCloudFormation } from '../../harness';
-import { thrownBy } from '../../util';
-import { handlerDir, meshFixture, type MeshFixture } from './mesh-fixture';
+import { meshError } from '../../util';
+import { handlerDir, meshFixture, type MeshFixture, modelAOptions } from './mesh-fixture';
 
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 /** PythonFunction bundles with Docker at construction: tests skip bundling, as the toolchain notes say. */
 const NO_BUNDLING = { 'aws:cdk:bundling-stacks': [] };
 
 function pythonFunction(f: MeshFixture, id: string, props: Partial<MeshPythonFunctionProps> = {}): MeshPythonFunction {
-  return new MeshPythonFunction(f.functionsStack, id, {
-    mesh: f.mesh,
-    network: f.network,
-    gateway: f.gateway,
-    identities: f.identities,
-    service: 'model-a',
-    version: 'v1',
-    code: handlerDir(),
-    ...props,
-  });
+  return new MeshPythonFunction(f.functionsStack, id, { ...modelAOptions(f), ...props });
 }
 
 describe('MeshPythonFunction', () => {

@@ -1,5 +1,4 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { LambdaMeshError } from '../../../constructs/core';
 import { Mesh, type MeshGraph, ServiceProtocol } from '../../../constructs/mesh';
 import {
   CONFIG_ENTRY_MAX_BYTES,
@@ -9,7 +8,7 @@ import {
   sourceOwnershipMeta,
   withoutOwner,
 } from '../../../constructs/intentions/private/config-entries';
-import { thrownBy } from '../../util';
+import { meshError } from '../../util';
 
 const OWNER = 'lambda-mesh/mesh/StackIntentions1234ABCD';
 const ID = ownerId(OWNER);
@@ -37,7 +36,6 @@ function seedMesh(): Mesh {
   return mesh;
 }
 
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 describe('renderConfigEntries', () => {
   test('renders Consul\'s exact JSON: service-defaults, then one service-intentions per destination, then the catch-all', () => {

@@ -4,12 +4,11 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { ConsulServerCluster } from '../../../constructs/consul';
-import { LambdaMeshError } from '../../../constructs/core';
 import { IdentityRegistrar, MeshIntentions } from '../../../constructs/intentions';
 import { Mesh, ServiceProtocol } from '../../../constructs/mesh';
 import { MeshNetwork } from '../../../constructs/network';
 import { cdkJsonContext, formatFindings, validateCloudFormation } from '../../harness';
-import { thrownBy } from '../../util';
+import { meshError } from '../../util';
 
 const randomHex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -27,7 +26,6 @@ function fixture(): { app: App; stack: Stack; mesh: Mesh; network: MeshNetwork; 
   return { app, stack, mesh, network, cluster };
 }
 
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 describe('MeshIntentions', () => {
   const f = fixture();

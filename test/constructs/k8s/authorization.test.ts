@@ -1,12 +1,8 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Chart, Testing } from 'cdk8s';
-import { LambdaMeshError } from '../../../constructs/core';
 import { MeshAuthorization, type MeshAuthorizationProps } from '../../../constructs/k8s/authorization';
 import { Mesh, type MeshService, ServiceProtocol } from '../../../constructs/mesh';
-import { thrownBy } from '../../util';
-import { manifest, NAMESPACE, newChart, synthValid, validationErrors } from './fixtures';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { manifest, meshError, NAMESPACE, newChart, synthValid, validationErrors } from './fixtures';
 
 /** The default environment's model: three backends, three models (model-a with a canary), each allowed what it needs. */
 function seedMesh(): { mesh: Mesh; featureStore: MeshService; logs: MeshService; results: MeshService } {

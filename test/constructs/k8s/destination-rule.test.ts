@@ -1,19 +1,7 @@
-import { LambdaMeshError } from '../../../constructs/core';
 import { IstioClientTlsMode, IstioDestinationRule, IstioSubset } from '../../../constructs/k8s';
-import { manifest, newChart, synthValid, validationErrors, warningsOf } from './fixtures';
+import { expectInvalid, manifest, newChart, synthValid, validationErrors, warningsOf } from './fixtures';
 
 const HOST = 'payment-handler.orders.svc.cluster.local';
-
-function expectInvalid(fn: () => unknown, field: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(LambdaMeshError.isLambdaMeshError(e)).toBe(true);
-    expect((e as LambdaMeshError).field).toMatch(field);
-    return;
-  }
-  throw new Error('expected a LambdaMeshError');
-}
 
 describe('IstioDestinationRule', () => {
   test('ISTIO_MUTUAL by default (the import-renamed enum), subsets from props and addSubset', () => {

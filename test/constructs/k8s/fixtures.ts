@@ -1,5 +1,6 @@
 import { Chart, Testing } from 'cdk8s';
 import { expectValidManifests } from '../../harness/kubernetes';
+import { meshError } from '../../util';
 
 /** The namespace of the test charts. */
 export const NAMESPACE = 'orders';
@@ -47,4 +48,11 @@ export function manifest(docs: readonly Manifest[], kind: string, name: string):
 /** The warnings a construct carries (`Annotations.of(c).addWarningV2`). */
 export function warningsOf(chart: Chart): string[] {
   return chart.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === 'aws:cdk:warning').map((m) => String(m.data)));
+}
+
+export { meshError };
+
+/** Expects `fn` to throw a LambdaMeshError whose field matches `field`. */
+export function expectInvalid(fn: () => unknown, field: RegExp): void {
+  expect(meshError(fn).field).toMatch(field);
 }

@@ -1,17 +1,5 @@
-import { LambdaMeshError } from '../../../constructs/core';
 import { IstioGateway, IstioGatewayTlsMode, IstioTlsVersion } from '../../../constructs/k8s';
-import { manifest, newChart, synthValid, validationErrors, warningsOf } from './fixtures';
-
-function expectInvalid(fn: () => unknown, field: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(LambdaMeshError.isLambdaMeshError(e)).toBe(true);
-    expect((e as LambdaMeshError).field).toMatch(field);
-    return;
-  }
-  throw new Error('expected a LambdaMeshError');
-}
+import { expectInvalid, manifest, newChart, synthValid, validationErrors, warningsOf } from './fixtures';
 
 describe('IstioGateway', () => {
   test('HTTPS with a credential and TLS 1.2+, plain HTTP redirecting to HTTPS', () => {

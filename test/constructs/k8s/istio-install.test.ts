@@ -2,12 +2,9 @@ import { KubectlV35Layer } from '@aws-cdk/lambda-layer-kubectl-v35';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
-import { LambdaMeshError } from '../../../constructs/core';
 import { IstioInstall, type IstioInstallProps } from '../../../constructs/k8s/istio-install';
 import { newTestApp } from '../../harness';
-import { thrownBy } from '../../util';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { meshError } from './fixtures';
 
 /** An eks-v2 cluster with a kubectl handler: without `kubectlProviderOptions`, Helm charts cannot be installed. */
 function clusterStack(): { stack: Stack; cluster: eks.Cluster } {

@@ -2,13 +2,10 @@ import { KubectlV35Layer } from '@aws-cdk/lambda-layer-kubectl-v35';
 import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as eks from 'aws-cdk-lib/aws-eks-v2';
-import { LambdaMeshError } from '../../../constructs/core';
 import { IstioInstall } from '../../../constructs/k8s/istio-install';
 import { KnativeInstall, type KnativeInstallProps } from '../../../constructs/k8s/knative-install';
 import { expectValidManifests, newTestApp } from '../../harness';
-import { thrownBy } from '../../util';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { meshError } from './fixtures';
 
 function setup(props: Partial<KnativeInstallProps> = {}): { stack: Stack; cluster: eks.Cluster; istio: IstioInstall; knative: KnativeInstall } {
   const stack = new Stack(newTestApp(), 'Eks');

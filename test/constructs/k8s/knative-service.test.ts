@@ -1,6 +1,5 @@
 import { Duration, Size, Testing } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { LambdaMeshError } from '../../../constructs/core';
 import {
   KnativeAutoscalingMetric,
   KnativePortProtocol,
@@ -9,7 +8,7 @@ import {
   type KnativeServiceProps,
   KnativeVisibility,
 } from '../../../constructs/k8s';
-import { type Manifest, NAMESPACE, manifest, newChart, synthValid, warningsOf } from './fixtures';
+import { expectInvalid, type Manifest, NAMESPACE, manifest, newChart, synthValid, warningsOf } from './fixtures';
 
 const IMAGE = `registry.example.com/orders/payment-handler@sha256:${'a'.repeat(64)}`;
 
@@ -21,17 +20,6 @@ function service(props: Partial<KnativeServiceProps> = {}) {
 
 function ksvc(docs: Manifest[], name = 'payment-handler'): Manifest {
   return manifest(docs, 'Service', name);
-}
-
-function expectInvalid(fn: () => unknown, field: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(LambdaMeshError.isLambdaMeshError(e)).toBe(true);
-    expect((e as LambdaMeshError).field).toMatch(field);
-    return;
-  }
-  throw new Error('expected a LambdaMeshError');
 }
 
 describe('KnativeService', () => {

@@ -1,10 +1,6 @@
 import { parse } from 'yaml';
-import { LambdaMeshError } from '../../../constructs/core';
 import { OtelCollector, OtelExporter } from '../../../constructs/k8s/otel-collector';
-import { thrownBy } from '../../util';
-import { manifest, NAMESPACE, newChart, synthValid, warningsOf } from './fixtures';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { manifest, meshError, NAMESPACE, newChart, synthValid, warningsOf } from './fixtures';
 
 function collector(props: ConstructorParameters<typeof OtelCollector>[2] = {}): { docs: ReturnType<typeof synthValid>; config: ReturnType<typeof parse>; collector: OtelCollector; warnings: string[] } {
   const chart = newChart();

@@ -1,9 +1,5 @@
-import { LambdaMeshError } from '../../../constructs/core';
 import { MeshPeerAuthentication, type MtlsException, MtlsMode } from '../../../constructs/k8s/peer-authentication';
-import { thrownBy } from '../../util';
-import { manifest, NAMESPACE, newChart, synthValid, warningsOf } from './fixtures';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { manifest, meshError, NAMESPACE, newChart, synthValid, warningsOf } from './fixtures';
 
 const legacyScraper: MtlsException = {
   name: 'metrics-scraper',

@@ -1,9 +1,5 @@
-import { LambdaMeshError } from '../../../constructs/core';
 import { MeshTelemetry } from '../../../constructs/k8s/telemetry';
-import { thrownBy } from '../../util';
-import { NAMESPACE, newChart, synthValid } from './fixtures';
-
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
+import { meshError, NAMESPACE, newChart, synthValid } from './fixtures';
 
 describe('MeshTelemetry', () => {
   test('defaults: Envoy access logs and 1% tracing to the otel-tracing provider, for the whole namespace', () => {

@@ -1,5 +1,4 @@
 import { Duration } from 'cdk8s';
-import { LambdaMeshError } from '../../../constructs/core';
 import {
   IstioDestination,
   IstioDestinationRule,
@@ -10,22 +9,11 @@ import {
   type IstioVirtualServiceProps,
   KnativeService,
 } from '../../../constructs/k8s';
-import { type Manifest, manifest, newChart, synthValid, validationErrors } from './fixtures';
+import { expectInvalid, type Manifest, manifest, newChart, synthValid, validationErrors } from './fixtures';
 
 const HOST = 'payment-handler.orders.svc.cluster.local';
 const v1 = IstioDestination.version(HOST, 'v1');
 const v2 = IstioDestination.version(HOST, 'v2');
-
-function expectInvalid(fn: () => unknown, field: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(LambdaMeshError.isLambdaMeshError(e)).toBe(true);
-    expect((e as LambdaMeshError).field).toMatch(field);
-    return;
-  }
-  throw new Error('expected a LambdaMeshError');
-}
 
 function virtualService(props: Partial<IstioVirtualServiceProps> = {}) {
   const chart = newChart();

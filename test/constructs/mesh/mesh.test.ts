@@ -1,6 +1,5 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { LambdaMeshError } from '../../../constructs/core';
-import { thrownBy } from '../../util';
+import { meshError } from '../../util';
 import { IdentityKind, Mesh, type MeshService, RuleAction, ServiceProtocol } from '../../../constructs/mesh';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
@@ -23,9 +22,6 @@ function seedMesh(): { mesh: Mesh; featureStore: MeshService; logs: MeshService;
   }
   return { mesh, featureStore, logs, results };
 }
-
-/** The LambdaMeshError that fn throws. */
-const meshError = (fn: () => unknown): LambdaMeshError => thrownBy(fn, (e): e is LambdaMeshError => LambdaMeshError.isLambdaMeshError(e));
 
 describe('Mesh', () => {
   test('defaults: datacenter dc1, partition and namespace default, name from the construct id', () => {

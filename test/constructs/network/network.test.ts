@@ -48,6 +48,58 @@ describe('MeshNetwork', () => {
     t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface' }, 12);
   });
 
+  test('serviceEgress: the service subnets route to the NAT gateway of their zone too, with a warning; function subnets stay isolated', () => {
+    const { stack, network } = networkStack({ serviceEgress: true });
+    const t = Template.fromStack(stack);
+    expect(network.serviceEgress).toBe(true);
+    // Still one NAT gateway per zone: the service subnets share the servers' egress path.
+    t.resourceCountIs('AWS::EC2::NatGateway', 3);
+    t.resourceCountIs('AWS::EC2::Subnet', 12);
+    t.resourcePropertiesCountIs('AWS::EC2::Route', { DestinationCidrBlock: '0.0.0.0/0', NatGatewayId: Match.anyValue() }, 6);
+    const routeTables = Object.values(t.findResources('AWS::EC2::Route', { Properties: { NatGatewayId: Match.anyValue() } }))
+      .map((route) => (route.Properties.RouteTableId as { Ref: string }).Ref);
+    expect(routeTables.filter((id) => /ServicesSubnet/.test(id))).toHaveLength(3);
+    expect(routeTables.filter((id) => /ServersSubnet/.test(id))).toHaveLength(3);
+    expect(routeTables.filter((id) => /FunctionsSubnet/.test(id))).toEqual([]);
+    // Each service subnet goes out through the NAT gateway of its own zone.
+    for (const zone of [1, 2, 3]) {
+      t.hasResourceProperties('AWS::EC2::Route', {
+        RouteTableId: { Ref: Match.stringLikeRegexp(`ServicesSubnet${zone}RouteTable`) },
+        NatGatewayId: { Ref: Match.stringLikeRegexp(`EgressSubnet${zone}NATGateway`) },
+      });
+    }
+    Annotations.fromStack(stack).hasWarning('/Net/Network', Match.stringLikeRegexp('serviceEgress is on: the service subnets route 0.0.0.0/0 to the NAT gateways.*pull public images'));
+    // The selections are by subnet group name: the same 3 subnets as without egress, and the endpoints stay put.
+    expect(network.serviceSubnets).toEqual({ subnetGroupName: 'Services' });
+    expect(network.vpc.selectSubnets(network.serviceSubnets).subnets).toHaveLength(3);
+    expect(network.vpc.selectSubnets(network.functionSubnets).subnets).toHaveLength(3);
+    expect(network.vpc.selectSubnets(network.serverSubnets).subnets).toHaveLength(3);
+    t.resourcePropertiesCountIs('AWS::EC2::VPCEndpoint', { VpcEndpointType: 'Interface', PrivateDnsEnabled: true }, 8);
+    t.resourceCountIs('AWS::EC2::FlowLog', 1);
+  });
+
+  test('without serviceEgress there is no warning and the service subnets have no default route', () => {
+    const { stack, network } = networkStack();
+    expect(network.serviceEgress).toBe(false);
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('serviceEgress'))).toEqual([]);
+    const t = Template.fromStack(stack);
+    const serviceRoutes = Object.values(t.findResources('AWS::EC2::Route')).filter((r) => /ServicesSubnet/.test(JSON.stringify(r.Properties.RouteTableId)));
+    expect(serviceRoutes).toEqual([]);
+  });
+
+  test('fails when serviceEgress is set without serverEgress', () => {
+    const err = (() => {
+      try {
+        networkStack({ serviceEgress: true, serverEgress: false });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(LambdaMeshError.isLambdaMeshError(err)).toBe(true);
+    expect((err as LambdaMeshError).message).toBe('Net/Network: serviceEgress: given true, expected false (or left out) while serverEgress is false: the service subnets reach the internet through the NAT gateways that serverEgress creates');
+  });
+
   test('warns when a looked-up region offers fewer zones than asked for', () => {
     const app = new App({ context: { ...cdkJsonContext(), 'availability-zones:account=111111111111:region=us-west-1': ['us-west-1a', 'us-west-1c'] } });
     const stack = new Stack(app, 'Net', { env: { account: '111111111111', region: 'us-west-1' } });
@@ -244,6 +296,18 @@ describe('MeshNetwork', () => {
       serverEgress: true,
     });
     expect(imported.serverEgress).toBe(true);
+    expect(imported.serviceEgress).toBe(false);
     expect(imported.connections.defaultPort?.toString()).toBe('443');
+    const withServiceEgress = MeshNetwork.fromMeshNetworkAttributes(stack, 'ImportedWithServiceEgress', {
+      vpc: network.vpc,
+      functionSubnets: network.functionSubnets,
+      serviceSubnets: network.serviceSubnets,
+      serverSubnets: network.serverSubnets,
+      functionSecurityGroup: network.functionSecurityGroup,
+      endpointSecurityGroup: ec2.SecurityGroup.fromSecurityGroupId(stack, 'Sg2', 'sg-456'),
+      serverEgress: true,
+      serviceEgress: true,
+    });
+    expect(withServiceEgress.serviceEgress).toBe(true);
   });
 });

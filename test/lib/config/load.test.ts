@@ -490,6 +490,55 @@ describe('loadConfigFile', () => {
     expectLoadError(`${BASE}network:\n  cidr: ${cidr}\n`, 'network.cidr', `"${cidr}"`, expected);
   });
 
+  test('fails when network.serviceEgress is true while serverEgress is false', () => {
+    expectLoadError(
+      `${BASE}network:\n  serverEgress: false\n  serviceEgress: true\n`,
+      'network.serviceEgress',
+      'true',
+      'false (or left out) while network.serverEgress is false: the service subnets reach the internet through the NAT gateways that serverEgress creates',
+    );
+  });
+
+  const APPLY_EXPECTED =
+    "network.serviceEgress: true beside it: the new cluster's nodes run in the service subnets, which have no internet route without it, and must pull Istio's images from docker.io and Knative's from gcr.io (or leave applyToCluster out: the charts are then only written to dist/)";
+
+  test('fails when kubernetes.applyToCluster is true for a new cluster without network.serviceEgress', () => {
+    expectLoadError(
+      `${BASE}eks: {}\nkubernetes:\n  applyToCluster: true\n`,
+      'kubernetes.applyToCluster',
+      'true, with a new EKS cluster (no eks.existingCluster) and network.serviceEgress left out',
+      APPLY_EXPECTED,
+    );
+  });
+
+  test('fails when kubernetes.applyToCluster is true for a new cluster with network.serviceEgress false', () => {
+    expectLoadError(
+      `${BASE}network:\n  serviceEgress: false\neks: {}\nkubernetes:\n  applyToCluster: true\n`,
+      'kubernetes.applyToCluster',
+      'true, with a new EKS cluster (no eks.existingCluster) and network.serviceEgress false',
+      APPLY_EXPECTED,
+    );
+  });
+
+  test('accepts kubernetes.applyToCluster with network.serviceEgress, or with an existing cluster (whose network is the user\'s)', () => {
+    const withEgress = loadConfigFile(fixture('egress.yaml', `${BASE}network:\n  serviceEgress: true\neks: {}\nkubernetes:\n  applyToCluster: true\n`));
+    expect(withEgress.network).toStrictEqual({ serviceEgress: true });
+    const existing = [
+      'eks:',
+      '  existingCluster:',
+      '    clusterName: models',
+      '    openIdConnectProviderArn: arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE',
+      '    kubectlRoleArn: arn:aws:iam::123456789012:role/eks-admin',
+      '    clusterSecurityGroupId: sg-0123456789abcdef0',
+      'kubernetes:',
+      '  applyToCluster: true',
+      '',
+    ].join('\n');
+    expect(loadConfigFile(fixture('existing.yaml', `${BASE}${existing}`)).kubernetes).toStrictEqual({ applyToCluster: true });
+    // Without an eks section the environment reports the missing cluster itself (lib/kubernetes.ts).
+    expect(loadConfigFile(fixture('no-eks.yaml', `${BASE}kubernetes:\n  applyToCluster: true\n`)).eks).toBeUndefined();
+  });
+
   test('fails when the account is a number', () => {
     expectLoadError(`${BASE}env:\n  account: 123456789012\n`, 'env.account', '123456789012', 'a 12-digit AWS account ID, as a string');
   });

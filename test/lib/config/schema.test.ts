@@ -58,7 +58,7 @@ const typesMatchSchema: DeepSame<FromSchema<typeof CONFIG_SCHEMA>, EnvironmentCo
 const FULL: EnvironmentConfig = {
   name: 'full-env',
   env: { account: '123456789012', region: 'eu-west-1' },
-  network: { cidr: '10.1.0.0/16', maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'], serverEgress: false },
+  network: { cidr: '10.1.0.0/16', maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'], serverEgress: false, serviceEgress: false },
   mesh: { datacenter: 'dc2', trustDomain: 'mesh.example.internal', partition: 'ml', namespace: 'models' },
   controlPlane: { servers: 5, devMode: false, consulVersion: '1.21.7', instanceType: 'm7i.large', gatewayTasks: 3 },
   eks: {
