@@ -83,8 +83,10 @@ export function renderAuthorization(graph: MeshGraph, options: AuthzRenderOption
 }
 
 /**
- * One Istio rule per distinct HTTP match (L4 rules share one), whose `from` lists every source with that match:
- * sources in one rule are ORed, which is what several model rules with the same match mean.
+ * One Istio rule per distinct HTTP match (L4 rules share one), whose single `from` source lists the principal of
+ * every identity with that match: principals in one source are ORed, which is what several model rules with the
+ * same match mean. `principals` has no maxItems in the CRD (only `from` and `rules` have 512), so hundreds of
+ * model versions calling one service stay one rule.
  */
 function groupRules(options: AuthzRenderOptions, service: string, rules: readonly ResolvedRule[]): AuthorizationPolicySpecRules[] {
   const byMatch = new Map<string, { http?: HttpMatch; sources: string[] }>();
@@ -97,9 +99,6 @@ function groupRules(options: AuthzRenderOptions, service: string, rules: readonl
     byMatch.set(key, group);
   }
   return [...byMatch.values()].map(({ http, sources }) => {
-    if (sources.length > MAX_RULES) {
-      throw fail(options, service, `${sources.length} sources`, `at most ${MAX_RULES} sources with the same match (the CRD's maxItems on from)`);
-    }
     const principals = [...sources].sort().map((s) => principalOf(options.trustDomain, options.namespace, s));
     // from, to and when in the SAME rule: separate rules would be ORed, allowing the operation to any source.
     return {

@@ -208,6 +208,21 @@ describe('MeshAuthorization', () => {
     expect(meshError(() => new MeshAuthorization(newChart(), 'A', { mesh: seedMesh().mesh, trustDomain: 'Not A Domain' })).field).toBe('trustDomain');
   });
 
+  test('a thousand callers with the same match are one rule with one source listing their principals (principals have no maxItems)', () => {
+    const { mesh, featureStore } = seedMesh();
+    const many = mesh.addFunction('many');
+    for (let i = 0; i < 1000; i++) {
+      many.addVersion(`v${i}`);
+    }
+    featureStore.allowFrom(many, { http: { pathPrefix: '/features', methods: ['GET'] } });
+    const chart = newChart();
+    new MeshAuthorization(chart, 'Authz', { mesh });
+    const rules = manifest(synthValid(chart), 'AuthorizationPolicy', 'allow-feature-store').spec.rules as Array<{ from: Array<{ source: { principals: string[] } }> }>;
+    const rule = rules.find((r) => r.from[0].source.principals.length >= 1000)!;
+    expect(rule.from).toHaveLength(1);
+    expect(rule.from[0].source.principals).toContain(`cluster.local/ns/${NAMESPACE}/sa/many-v999`);
+  });
+
   test('fails when one service would need more rules than the CRD accepts (512)', () => {
     const { mesh, featureStore } = seedMesh();
     const caller = mesh.source('model-b-v1');
