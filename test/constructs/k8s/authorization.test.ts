@@ -1,22 +1,13 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Chart, Testing } from 'cdk8s';
 import { MeshAuthorization, type MeshAuthorizationProps } from '../../../constructs/k8s/authorization';
-import { Mesh, type MeshService, ServiceProtocol } from '../../../constructs/mesh';
+import { Mesh } from '../../../constructs/mesh';
 import { manifest, meshError, NAMESPACE, newChart, synthValid, validationErrors } from './fixtures';
+import { addSeedScenario, type SeedScenario } from '../mesh/fixtures';
 
 /** The default environment's model: three backends, three models (model-a with a canary), each allowed what it needs. */
-function seedMesh(): { mesh: Mesh; featureStore: MeshService; logs: MeshService; results: MeshService } {
-  const mesh = new Mesh(new Stack(new App(), 'Stack'), 'Mesh');
-  const featureStore = mesh.addService('feature-store', { port: 8080, protocol: ServiceProtocol.HTTP });
-  const logs = mesh.addService('log-service', { port: 24224 });
-  const results = mesh.addService('result-writer', { port: 8081, protocol: ServiceProtocol.HTTP });
-  for (const [name, versions] of [['model-a', ['v1', 'v2']], ['model-b', ['v1']], ['model-c', ['v1']]] as const) {
-    const fn = mesh.addFunction(name, { versions: [...versions] });
-    featureStore.allowFrom(fn, { http: { pathPrefix: '/features', methods: ['GET'] } });
-    results.allowFrom(fn, { http: { pathPrefix: '/results', methods: ['POST'] } });
-    logs.allowFrom(fn);
-  }
-  return { mesh, featureStore, logs, results };
+function seedMesh(): SeedScenario {
+  return addSeedScenario(new Mesh(new Stack(new App(), 'Stack'), 'Mesh'));
 }
 
 const principal = (identity: string): string => `cluster.local/ns/${NAMESPACE}/sa/${identity}`;

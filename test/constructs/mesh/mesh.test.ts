@@ -1,6 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { meshError } from '../../util';
-import { IdentityKind, Mesh, type MeshService, RuleAction, ServiceProtocol } from '../../../constructs/mesh';
+import { IdentityKind, Mesh, RuleAction, ServiceProtocol } from '../../../constructs/mesh';
+import { addSeedScenario, type SeedScenario } from './fixtures';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
   const app = new App();
@@ -9,18 +10,8 @@ function newMesh(props = {}): { app: App; mesh: Mesh } {
 }
 
 /** The seed scenario: three backends, three models, one with two versions. */
-function seedMesh(): { mesh: Mesh; featureStore: MeshService; logs: MeshService; results: MeshService } {
-  const { mesh } = newMesh();
-  const featureStore = mesh.addService('feature-store', { port: 8080, protocol: ServiceProtocol.HTTP });
-  const logs = mesh.addService('log-service', { port: 24224 });
-  const results = mesh.addService('result-writer', { port: 8081, protocol: ServiceProtocol.HTTP });
-  for (const [name, versions] of [['model-a', ['v1', 'v2']], ['model-b', ['v1']], ['model-c', ['v1']]] as const) {
-    const fn = mesh.addFunction(name, { versions: [...versions] });
-    featureStore.allowFrom(fn, { http: { pathPrefix: '/features', methods: ['GET'] } });
-    results.allowFrom(fn, { http: { pathPrefix: '/results', methods: ['POST'] } });
-    logs.allowFrom(fn);
-  }
-  return { mesh, featureStore, logs, results };
+function seedMesh(): SeedScenario {
+  return addSeedScenario(newMesh().mesh);
 }
 
 describe('Mesh', () => {
