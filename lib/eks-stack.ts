@@ -184,17 +184,15 @@ export class EksStack extends Stack {
   /**
    * Adds the Gloo routes chart to `app` (the environment's Kubernetes output) when every value is known at synth,
    * and returns it; returns undefined when the functions' names or the region are only known at deploy time (then
-   * the routes exist only as applied through the cluster).
-   *
-   * @param region the region to write, when the stack's is a deploy-time value
+   * the routes exist only as applied through the cluster). The region is the stack's, which the config's
+   * `env.region` sets.
    */
-  public addRoutesChart(app: cdk8s.App, id: string, region?: string): GlooLambdaRoutes | undefined {
-    const known = Token.isUnresolved(this.region) ? region : this.region;
+  public addRoutesChart(app: cdk8s.App, id: string): GlooLambdaRoutes | undefined {
     const functions = this.exposed.map(({ identity, fn }) => GlooLambdaFunction.fromFunctionName(identity, fn.functionName, fn.alias ? { qualifier: fn.alias.aliasName } : {}));
-    if (known === undefined || functions.some((f) => Token.isUnresolved(f.functionName) || Token.isUnresolved(f.qualifier))) {
+    if (Token.isUnresolved(this.region) || functions.some((f) => Token.isUnresolved(f.functionName) || Token.isUnresolved(f.qualifier))) {
       return undefined;
     }
-    return new GlooLambdaRoutes(app, id, { ...this.routesProps, region: known, functions });
+    return new GlooLambdaRoutes(app, id, { ...this.routesProps, region: this.region, functions });
   }
 
   /**

@@ -147,7 +147,7 @@ export class MeshEnvironment {
     this.kubernetesPlatform.reportWarnings();
     // Last in dist/ (it needs Gloo's CRDs, not the platform's namespaces). Written when the region is known at
     // synth (the functions are named `<name>-<identity>`); else the routes exist only in the cluster.
-    this.eksStack?.addRoutesChart(this.kubernetes, `${config.name}-gloo-routes`, config.env?.region);
+    this.eksStack?.addRoutesChart(this.kubernetes, `${config.name}-gloo-routes`);
   }
 
   /** The environment's CloudFormation stacks: network, control plane, mesh, the model functions' in config order, eks. */
