@@ -6,3 +6,4 @@ export * from './intentions';
 export * from './function';
 export * from './k8s';
 export * from './eks';
+export * from './services';

@@ -1,7 +1,8 @@
 import { Stack, type StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { type Construct } from 'constructs';
-import { ConsulServerCluster, MeshGateway } from '../constructs/consul';
+import { ConsulIamAuthMethod, ConsulImage, ConsulImageCache, ConsulServerCluster, MeshGateway } from '../constructs/consul';
 import { type IMesh } from '../constructs/mesh';
 import { type IMeshNetwork } from '../constructs/network';
 import { ConfigError, type ControlPlaneConfig, withConfigField } from './config';
@@ -29,12 +30,29 @@ const FIELDS: Record<string, string> = {
   desiredCount: 'controlPlane.gatewayTasks',
 };
 
+/** The Consul images every ECS task of the environment runs, through the environment's pull-through cache. */
+export interface EnvironmentConsulImages {
+  readonly dataplane: ConsulImage;
+  readonly consulEcs: ConsulImage;
+  /** For `consul login` on EC2 instances. */
+  readonly consul: ConsulImage;
+}
+
 /**
- * The environment's Consul control plane: the server cluster and the mesh gateway.
+ * The environment's Consul control plane: the server cluster, the workloads' aws-iam auth method, the ECS cluster
+ * of the mesh gateway and the ECS services, and the mesh gateway. In deploy order: servers, auth method, gateway.
  */
 export class ControlPlaneStack extends Stack {
   public readonly cluster: ConsulServerCluster;
   public readonly gateway: MeshGateway;
+  /** The aws-iam auth method the gateway and the ECS and EC2 services log in with. */
+  public readonly authMethod: ConsulIamAuthMethod;
+  /** The ECS cluster of the mesh gateway and the ECS services. */
+  public readonly ecsCluster: ecs.Cluster;
+  /** The ECR pull-through cache of ECR Public, where isolated subnets get HashiCorp's images from. */
+  public readonly imageCache: ConsulImageCache;
+  /** The consul-dataplane and consul-ecs images, through the cache. */
+  public readonly images: EnvironmentConsulImages;
 
   constructor(scope: Construct, id: string, props: ControlPlaneStackProps) {
     super(scope, id, props);
@@ -46,7 +64,7 @@ export class ControlPlaneStack extends Stack {
         file: props.configSource,
         field: 'network.serverEgress',
         given: 'false',
-        expected: 'true (or leave it out): the environment installs Consul from HashiCorp\'s repository and pulls the gateway from ECR Public; without egress, build the control plane from the constructs with ConsulPackage.fromBucket and MeshGatewayImage.fromEcrRepository',
+        expected: 'true (or leave it out): the environment installs Consul from HashiCorp\'s repository, and the Consul servers verify IAM logins with IAM and STS; without egress, build the control plane from the constructs with ConsulPackage.fromBucket',
       });
     }
     // A bad value from the config: name the config field, not only the construct prop.
@@ -59,15 +77,27 @@ export class ControlPlaneStack extends Stack {
         ...(c.consulVersion !== undefined ? { consulVersion: c.consulVersion } : {}),
         ...(c.instanceType !== undefined ? { instanceType: new ec2.InstanceType(c.instanceType) } : {}),
       });
+      const imageCache = new ConsulImageCache(this, 'ImageCache');
+      const images = { dataplane: imageCache.image(ConsulImage.dataplane()), consulEcs: imageCache.image(ConsulImage.consulEcs()), consul: imageCache.image(ConsulImage.consul()) };
+      const ecsCluster = new ecs.Cluster(this, 'EcsCluster', { vpc: props.network.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+      const authMethod = new ConsulIamAuthMethod(this, 'AuthMethod', { mesh: props.mesh, cluster, network: props.network, ecsClusters: [ecsCluster] });
       const gateway = new MeshGateway(this, 'MeshGateway', {
         cluster,
         network: props.network,
+        authMethod,
+        ecsCluster,
+        dataplaneImage: images.dataplane,
+        consulEcsImage: images.consulEcs,
         ...(c.gatewayTasks !== undefined ? { desiredCount: c.gatewayTasks } : {}),
         ...(c.devMode !== undefined ? { devMode: c.devMode } : {}),
       });
-      return { cluster, gateway };
+      return { cluster, gateway, authMethod, ecsCluster, imageCache, images };
     });
     this.cluster = parts.cluster;
     this.gateway = parts.gateway;
+    this.authMethod = parts.authMethod;
+    this.ecsCluster = parts.ecsCluster;
+    this.imageCache = parts.imageCache;
+    this.images = parts.images;
   }
 }

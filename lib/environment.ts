@@ -12,6 +12,7 @@ import { ModelFunctionStack, modelFunctionStackId } from './function-stack';
 import { KubernetesPlatform } from './kubernetes';
 import { MeshStack } from './mesh-stack';
 import { NetworkStack } from './network-stack';
+import { ServicesStack } from './services-stack';
 
 /**
  * Properties of a {@link MeshEnvironment}.
@@ -44,6 +45,8 @@ export class MeshEnvironment {
   public readonly controlPlaneStack: ControlPlaneStack;
   /** The mesh stack: function identities and intentions, applied to Consul at deploy time. */
   public readonly meshStack: MeshStack;
+  /** The backend services on ECS, in the mesh: the far end of the functions' calls. */
+  public readonly servicesStack: ServicesStack;
   /**
    * The model function stacks, by function name (`model-a`), in the config's order: one stack per function of the
    * config, named `<name>-function-<function>`, with a mesh function per version of it.
@@ -96,6 +99,20 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: identities and intentions, applied to Consul at deploy time`,
     });
 
+    this.servicesStack = new ServicesStack(app, `${config.name}-services`, {
+      ...env,
+      mesh: this.mesh,
+      network: this.networkStack.network,
+      cluster: this.controlPlaneStack.cluster,
+      authMethod: this.controlPlaneStack.authMethod,
+      gateway: this.controlPlaneStack.gateway,
+      ecsCluster: this.controlPlaneStack.ecsCluster,
+      images: this.controlPlaneStack.images,
+      services: config.services,
+      configSource: props.configSource,
+      description: `lambda-mesh ${config.name}: backend services on ECS in the mesh (sidecars, IAM login)`,
+    });
+
     // One stack per model function, named after it alone: no function moves between stacks when others come or go.
     const functionStacks = new Map<string, ModelFunctionStack>();
     const functions = new Map<string, MeshFunction>();
@@ -114,6 +131,8 @@ export class MeshEnvironment {
       });
       // A function's extension reads its identity bundle at start: the registrar must have written it.
       stack.addStackDependency(this.meshStack, 'the function identities are registered before the functions start');
+      // HashiCorp's order: the destination services (and the gateway) are in the mesh before any function calls them.
+      stack.addStackDependency(this.servicesStack, 'the services the functions call are in the mesh before the functions start');
       functionStacks.set(f.name, stack);
       stack.functions.forEach((fn, identity) => functions.set(identity, fn));
     });
@@ -150,9 +169,9 @@ export class MeshEnvironment {
     this.eksStack?.addRoutesChart(this.kubernetes, `${config.name}-gloo-routes`);
   }
 
-  /** The environment's CloudFormation stacks: network, control plane, mesh, the model functions' in config order, eks. */
+  /** The environment's CloudFormation stacks: network, control plane, mesh, services, the model functions' in config order, eks. */
   public get stacks(): Stack[] {
-    return [this.networkStack, this.controlPlaneStack, this.meshStack, ...this.functionStacks.values(), ...(this.eksStack ? [this.eksStack] : [])];
+    return [this.networkStack, this.controlPlaneStack, this.meshStack, this.servicesStack, ...this.functionStacks.values(), ...(this.eksStack ? [this.eksStack] : [])];
   }
 
   /**

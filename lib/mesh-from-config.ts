@@ -1,5 +1,5 @@
 import { type Construct } from 'constructs';
-import { Mesh, type MeshService, ServiceProtocol } from '../constructs/mesh';
+import { Mesh, type MeshService, type ServicePlacement, ServiceProtocol } from '../constructs/mesh';
 import { type EnvironmentConfig, withConfigField } from './config';
 
 /**
@@ -27,6 +27,8 @@ export function meshFromConfig(scope: Construct, id: string, config: Environment
     // The config's protocol names are the enum's values (the schema enumerates exactly those).
     protocol: (s.protocol ?? ServiceProtocol.TCP) as ServiceProtocol,
     ...(s.localPort !== undefined ? { localPort: s.localPort } : {}),
+    // The config's placement names are the enum's values too.
+    placement: s.placement as ServicePlacement,
     ...(s.description !== undefined ? { description: s.description } : {}),
   })));
 

@@ -1,6 +1,3 @@
-import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Annotations, type CfnResource, CustomResource, Duration, RemovalPolicy, Resource, Size, Stack, Tags } from 'aws-cdk-lib';
 import * as autoscaling from 'aws-cdk-lib/aws-autoscaling';
@@ -19,6 +16,7 @@ import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
 import { newAlarmTopic } from '../core/private/alarms';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { stageFiles } from '../core/private/stage';
 import { newVpcFunction } from '../core/private/vpc-function';
 import { Acknowledgements } from '../core/validation';
 import { type IMesh } from '../mesh';
@@ -30,8 +28,8 @@ import { consulServerLibrary, serverUserData } from './private/scripts';
 import { ConsulDefaults, ConsulPorts, ConsulTokenRole, type IConsulCluster } from './types';
 
 
-/** The oldest Consul with everything the generated configuration uses (`tls` stanza, `grpc_tls` port). */
-const OLDEST_MINOR = 16;
+/** The oldest Consul with everything the generated configuration uses (`tls` stanza, `grpc_tls` port): 1.16. */
+const OLDEST = { major: 1, minor: 16 };
 
 /** The CloudWatch namespace of the health metric the servers publish. */
 const METRIC_NAMESPACE = 'LambdaMesh/Consul';
@@ -56,8 +54,9 @@ export interface ConsulServerClusterProps {
    */
   readonly devMode?: boolean;
   /**
-   * The Consul version, `X.Y.Z` (1.16 or newer).
-   * @default ConsulDefaults.CONSUL_VERSION ('1.21.5')
+   * The Consul version, `X.Y.Z` (1.16 or newer). The mesh's sidecars and gateway run consul-dataplane 2.0, which
+   * HashiCorp supports with Consul 2.0 servers: pin older dataplane images if you stay on 1.x.
+   * @default ConsulDefaults.CONSUL_VERSION ('2.0.3')
    */
   readonly consulVersion?: string;
   /**
@@ -126,8 +125,10 @@ export interface ConsulClusterAttributes {
   readonly intentionsWriterTokenSecret: secretsmanager.ISecret;
   /** The identity registrar's token secret. */
   readonly identityRegistrarTokenSecret: secretsmanager.ISecret;
-  /** The mesh gateway's token secret. */
-  readonly meshGatewayTokenSecret: secretsmanager.ISecret;
+  /** The workload identity (auth method) writer's token secret. */
+  readonly workloadIdentityTokenSecret: secretsmanager.ISecret;
+  /** The token secret of consul-k8s's ACL init on EKS. */
+  readonly kubernetesAclInitTokenSecret: secretsmanager.ISecret;
 }
 
 /**
@@ -150,7 +151,8 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
     const tokens: Record<ConsulTokenRole, secretsmanager.ISecret> = {
       [ConsulTokenRole.INTENTIONS_WRITER]: attrs.intentionsWriterTokenSecret,
       [ConsulTokenRole.IDENTITY_REGISTRAR]: attrs.identityRegistrarTokenSecret,
-      [ConsulTokenRole.MESH_GATEWAY]: attrs.meshGatewayTokenSecret,
+      [ConsulTokenRole.WORKLOAD_IDENTITY]: attrs.workloadIdentityTokenSecret,
+      [ConsulTokenRole.KUBERNETES_ACL_INIT]: attrs.kubernetesAclInitTokenSecret,
     };
     class Imported extends Resource implements IConsulCluster {
       public readonly datacenter = attrs.datacenter;
@@ -213,9 +215,10 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
     }
 
     this.consulVersion = props.consulVersion ?? ConsulDefaults.CONSUL_VERSION;
-    const version = /^1\.(\d+)\.(\d+)$/.exec(this.consulVersion);
-    if (!version || Number(version[1]) < OLDEST_MINOR) {
-      fail('consulVersion', this.consulVersion, `a Consul release version X.Y.Z, 1.${OLDEST_MINOR}.0 or newer (no 'v' prefix, no '+ent' suffix), e.g. '${ConsulDefaults.CONSUL_VERSION}'`);
+    const version = /^(\d+)\.(\d+)\.(\d+)$/.exec(this.consulVersion);
+    const [major, minor] = version ? [Number(version[1]), Number(version[2])] : [0, 0];
+    if (!version || major < OLDEST.major || (major === OLDEST.major && minor < OLDEST.minor)) {
+      fail('consulVersion', this.consulVersion, `a Consul release version X.Y.Z, ${OLDEST.major}.${OLDEST.minor}.0 or newer (no 'v' prefix, no '+ent' suffix), e.g. '${ConsulDefaults.CONSUL_VERSION}'`);
     }
 
     const pkg = props.package ?? ConsulPackage.hashicorpRepository();
@@ -256,7 +259,8 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
     this.tokenSecrets = {
       [ConsulTokenRole.INTENTIONS_WRITER]: secret('IntentionsWriterToken', 'ACL token: intentions writer'),
       [ConsulTokenRole.IDENTITY_REGISTRAR]: secret('IdentityRegistrarToken', 'ACL token: identity registrar'),
-      [ConsulTokenRole.MESH_GATEWAY]: secret('MeshGatewayToken', 'ACL token: mesh gateway'),
+      [ConsulTokenRole.WORKLOAD_IDENTITY]: secret('WorkloadIdentityToken', 'ACL token: workload identity (aws-iam auth method) writer'),
+      [ConsulTokenRole.KUBERNETES_ACL_INIT]: secret('KubernetesAclInitToken', 'ACL token: consul-k8s ACL init on EKS'),
     };
     const generated = [gossipKey, caCertificate, caPrivateKey, serverCertificate, managementToken, agentToken, ...Object.values(this.tokenSecrets)];
 
@@ -543,17 +547,9 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
 }
 
 /**
- * Writes the server library where an asset can take it from: one file per content (named by its SHA-256), so
- * repeated synths reuse it instead of leaving a temporary directory each.
+ * Writes the server library where an asset can take it from: one directory per content, so repeated synths reuse
+ * it instead of leaving a temporary directory each.
  */
 function stageLibrary(content: string): string {
-  const digest = createHash('sha256').update(content).digest('hex');
-  const file = path.join(os.tmpdir(), `lambda-mesh-consul-lib-${digest}`, 'consul-server-lib.sh');
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(`${file}.${process.pid}`, content);
-    // Rename is atomic: a concurrent synth never reads half a file.
-    fs.renameSync(`${file}.${process.pid}`, file);
-  }
-  return file;
+  return path.join(stageFiles('lambda-mesh-consul-lib', '1', new Map([['consul-server-lib.sh', Buffer.from(content)]])), 'consul-server-lib.sh');
 }

@@ -13,8 +13,17 @@ export enum ConsulTokenRole {
   INTENTIONS_WRITER = 'intentions-writer',
   /** Registers function identities as external services and fetches their leaf certificates. */
   IDENTITY_REGISTRAR = 'identity-registrar',
-  /** The mesh gateway's token: `mesh:write` and its own service. */
-  MESH_GATEWAY = 'mesh-gateway',
+  /**
+   * Keeps the workloads' aws-iam auth method: the method, its binding rules, the mesh gateway's role and policy
+   * (`acl:write`), and the synthetic catalog nodes ECS tasks and EC2 instances register under. Workloads
+   * themselves (the mesh gateway, ECS and EC2 services) hold no static token: they log in with their IAM role.
+   */
+  WORKLOAD_IDENTITY = 'workload-identity',
+  /**
+   * The token consul-k8s's `server-acl-init` job uses on an EKS cluster (its "bootstrap token"): `acl:write`,
+   * which it needs to create the Kubernetes auth method, and `agent:read`, to read the datacenter.
+   */
+  KUBERNETES_ACL_INIT = 'kubernetes-acl-init',
 }
 
 /**
@@ -55,14 +64,24 @@ export class ConsulPorts {
 }
 
 /**
- * The versions lambda-mesh installs unless told otherwise: the newest releases of the Consul 1.21 line and
- * of its matching consul-dataplane line that HashiCorp publishes as community edition images.
+ * The versions lambda-mesh installs unless told otherwise: the newest line that every Consul piece it uses
+ * supports together (docs/adr/0011-consul-2-0-line.md). Consul 2.0.3 on the servers; consul-dataplane 2.0.3 (Envoy
+ * 1.38), the line HashiCorp supports with Consul 2.0 servers and the one consul-k8s 2.0.3 ships; consul-ecs 0.10.0
+ * (mesh-init, health-sync), tested by HashiCorp against Consul 2.0.1 and 1.22.7; the consul-k8s Helm chart 2.0.3,
+ * which ships Consul 2.0.3 and consul-dataplane 2.0.3. Consul 2.1 is out, but consul-ecs and consul-k8s do not
+ * support it yet.
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/dataplane#supported-consul-versions
+ * @see https://github.com/hashicorp/consul-ecs/blob/main/CHANGELOG.md
+ * @see https://github.com/hashicorp/consul-k8s/blob/main/CHANGELOG.md
  */
 export class ConsulDefaults {
-  /** Consul (servers and the gateway's registration container). */
-  public static readonly CONSUL_VERSION = '1.21.5';
-  /** consul-dataplane (the mesh gateway's Envoy). */
-  public static readonly DATAPLANE_VERSION = '1.8.10';
+  /** Consul on the servers (and the `consul` CLI on EC2 mesh services). */
+  public static readonly CONSUL_VERSION = '2.0.3';
+  /** consul-dataplane: Envoy of the mesh gateway and of every service's sidecar (ECS, EC2, EKS). */
+  public static readonly DATAPLANE_VERSION = '2.0.3';
+  /** consul-ecs: the `mesh-init` and `health-sync` containers of ECS tasks. */
+  public static readonly CONSUL_ECS_VERSION = '0.10.0';
+  /** The consul-k8s Helm chart (and its `consul-k8s-control-plane` image) on EKS. */
+  public static readonly CONSUL_K8S_VERSION = '2.0.3';
 }

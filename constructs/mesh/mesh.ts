@@ -12,6 +12,7 @@ import {
   type ResolvedService,
   RuleAction,
   type RuleOptions,
+  ServicePlacement,
   ServiceProtocol,
 } from './types';
 
@@ -23,6 +24,12 @@ const LAMBDA_RUNTIME_API_PORT = 9001;
 
 /** Lambda code runs as an unprivileged user, which cannot bind ports below 1024. */
 const LOWEST_UNPRIVILEGED_PORT = 1024;
+
+/**
+ * Names a service may not take: the mesh gateway registers under this name, and a service of that name could claim
+ * the gateway's identity (its binding rule and certificates).
+ */
+const RESERVED_SERVICE_NAMES = new Set(['mesh-gateway']);
 
 const DNS_LABEL_EXPECTED = `a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most ${DNS_1123_LABEL_MAX_LENGTH} characters)`;
 
@@ -165,6 +172,12 @@ export interface ServiceOptions {
    */
   readonly localPort?: number;
   /**
+   * Where the service runs: it decides which construct puts it into the mesh (`MeshEcsService`,
+   * `MeshEc2Service`, `ConsulMeshWorkload`) and which Consul auth method its instances log in with.
+   * @default ServicePlacement.EXTERNAL - its owner registers it; lambda-mesh gives it a binding rule only
+   */
+  readonly placement?: ServicePlacement;
+  /**
    * What the service is for.
    * @default - no description
    */
@@ -211,6 +224,8 @@ export class MeshService implements IMeshSource {
   public readonly protocol: ServiceProtocol;
   /** True when declared in another stack or app and referenced here. */
   public readonly imported: boolean;
+  /** Where the service runs. */
+  public readonly placement: ServicePlacement;
   /**
    * What the service is for.
    * @default - no description
@@ -230,7 +245,25 @@ export class MeshService implements IMeshSource {
     this.protocol = options.protocol ?? ServiceProtocol.TCP;
     this.localPort = options.localPort ?? options.port;
     this.imported = imported;
+    this.placement = options.placement ?? ServicePlacement.EXTERNAL;
     this.description = options.description;
+  }
+
+  /**
+   * Records that the construct at `path` runs this service's workload, so that no second construct runs it too
+   * (two ECS services registering as one Consul service would split its traffic between unrelated code).
+   * Throws a LambdaMeshError when the placement differs or another construct runs it already.
+   *
+   * @param path the construct path of the workload (named in errors)
+   * @param placement where that construct runs it
+   */
+  public claimWorkload(path: string, placement: ServicePlacement): void {
+    this.owner._claimWorkload(this, path, placement);
+  }
+
+  /** The construct path of the workload that runs this service, or undefined while none has claimed it. */
+  public get workloadPath(): string | undefined {
+    return this.owner._workloadOf(this.name);
   }
 
   /** The service name. */
@@ -379,6 +412,8 @@ export abstract class MeshBase extends Construct implements IMesh {
   /** Every name a rule may refer to (services, functions, function versions), with what owns it. */
   private readonly names = new Map<string, string>();
   private readonly rules: RuleRecord[] = [];
+  /** The construct that runs each service's workload, by service name. */
+  private readonly workloads = new Map<string, string>();
   /** The resolved graph and upstreams by identity; dropped by every change to the model. */
   private resolved?: { readonly graph: MeshGraph; readonly upstreams: Map<string, ResolvedService[]> };
 
@@ -559,6 +594,7 @@ export abstract class MeshBase extends Construct implements IMesh {
           localPort: s.localPort,
           protocol: s.protocol,
           imported: s.imported,
+          placement: s.placement,
           ...(s.description !== undefined ? { description: s.description } : {}),
         })),
       identities,
@@ -615,6 +651,30 @@ export abstract class MeshBase extends Construct implements IMesh {
   }
 
   /** @internal */
+  public _claimWorkload(service: MeshService, path: string, placement: ServicePlacement): void {
+    const field = `service(${service.name}).claimWorkload`;
+    if (service.mesh !== this) {
+      throw this._error(field, service.name, `a service of mesh '${this.meshName}' (it belongs to mesh '${service.mesh.meshName}')`);
+    }
+    if (service.imported) {
+      throw this._error(field, service.name, 'a service declared in this app (an imported service is run by the app that declares it)');
+    }
+    if (service.placement !== placement) {
+      throw this._error(`${field}.placement`, placement, `the service's placement, '${service.placement}' (declare it with placement: ServicePlacement.${placement.toUpperCase()} to run it as ${placement}), for the workload at ${path}`);
+    }
+    const previous = this.workloads.get(service.name);
+    if (previous !== undefined) {
+      throw this._error(field, path, `one workload per service: the construct at ${previous} already runs '${service.name}'`);
+    }
+    this.workloads.set(service.name, path);
+  }
+
+  /** @internal */
+  public _workloadOf(name: string): string | undefined {
+    return this.workloads.get(name);
+  }
+
+  /** @internal */
   public _claimName(field: string, name: string, owner: string): void {
     const previous = this.names.get(name);
     if (previous !== undefined) {
@@ -633,8 +693,14 @@ export abstract class MeshBase extends Construct implements IMesh {
     const field = `${imported ? 'services' : 'addService'}(${describeValue(name)})`;
     this.checkName(field, name);
     this.checkPort(`${field}.port`, options.port, 1, 'an integer port from 1 to 65535');
+    if (RESERVED_SERVICE_NAMES.has(name)) {
+      throw this._error(field, name, `a name other than ${[...RESERVED_SERVICE_NAMES].map((n) => `'${n}'`).join(', ')}, which the mesh gateway registers as`);
+    }
     if (options.protocol !== undefined && !Object.values(ServiceProtocol).includes(options.protocol)) {
       throw this._error(`${field}.protocol`, options.protocol, `one of ${Object.values(ServiceProtocol).join(', ')}`);
+    }
+    if (options.placement !== undefined && !Object.values(ServicePlacement).includes(options.placement)) {
+      throw this._error(`${field}.placement`, options.placement, `one of ${Object.values(ServicePlacement).join(', ')}`);
     }
     const localPort = options.localPort ?? options.port;
     const localField = options.localPort === undefined ? `${field}.localPort (defaults to port)` : `${field}.localPort`;

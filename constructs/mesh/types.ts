@@ -27,6 +27,21 @@ export enum RuleAction {
 }
 
 /**
+ * Where a backend service runs, which decides how it joins the mesh: how its instances get a sidecar proxy
+ * (consul-dataplane) and how they prove their identity to Consul (an auth method), with no shared secret.
+ */
+export enum ServicePlacement {
+  /** An ECS service (Fargate): `MeshEcsService` adds consul-ecs's mesh-init, consul-dataplane and health-sync; the task role logs in with Consul's aws-iam auth method. */
+  ECS = 'ecs',
+  /** EC2 instances of an Auto Scaling group: `MeshEc2Service` runs consul-dataplane beside the app; the instance role logs in with the aws-iam auth method. */
+  EC2 = 'ec2',
+  /** Pods on EKS: consul-k8s injects the sidecar (`ConsulMeshWorkload`); the pod's ServiceAccount logs in with Consul's Kubernetes auth method. */
+  EKS = 'eks',
+  /** Registered in Consul by its owner, outside lambda-mesh; lambda-mesh still gives it a binding rule of the aws-iam auth method and security-group hooks. */
+  EXTERNAL = 'external',
+}
+
+/**
  * What kind of workload an identity belongs to.
  */
 export enum IdentityKind {
@@ -141,6 +156,8 @@ export interface ResolvedService {
   readonly protocol: ServiceProtocol;
   /** True when the service was declared in another app or stack and only referenced here. */
   readonly imported: boolean;
+  /** Where the service runs. */
+  readonly placement: ServicePlacement;
   /**
    * What the service is for.
    * @default - no description

@@ -31,9 +31,10 @@ export const DEFAULT_CONFIG: EnvironmentConfig = {
   // A private EKS cluster with Gloo Edge routing to every function version at /<function>/<version>.
   eks: {},
   services: [
-    { name: 'feature-store', port: 8080, protocol: 'http', description: 'Serves model input features over HTTP.' },
-    { name: 'log-service', port: 24224, protocol: 'tcp', description: 'Ingests logs over the Fluent Forward protocol.' },
-    { name: 'result-writer', port: 8081, protocol: 'http', description: 'Stores model results over HTTP.' },
+    // The sample backends (lib/sample-services), each on ECS Fargate in the mesh: the far end of the models' calls.
+    { name: 'feature-store', port: 8080, protocol: 'http', placement: 'ecs', workload: { sample: 'feature-store' }, description: 'Serves model input features over HTTP.' },
+    { name: 'log-service', port: 24224, protocol: 'tcp', placement: 'ecs', workload: { sample: 'log-service' }, description: 'Ingests newline-delimited JSON log records over TCP.' },
+    { name: 'result-writer', port: 8081, protocol: 'http', placement: 'ecs', workload: { sample: 'result-writer' }, description: 'Stores model results over HTTP.' },
   ],
   functions: [
     { name: 'model-a', versions: ['v1', 'v2'], description: 'Model A; v2 is a canary beside v1.' },

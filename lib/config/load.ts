@@ -6,7 +6,7 @@ import { describeValue, LambdaMeshError } from '../../constructs/core/errors';
 import { DNS_1123_LABEL_MAX_LENGTH } from '../../constructs/core/names';
 import { DEFAULT_CONFIG } from './default';
 import { CONFIG_SCHEMA, describePattern, type JsonSchemaNode } from './schema';
-import type { EnvironmentConfig } from './types';
+import { SAMPLE_SERVICES, type EnvironmentConfig } from './types';
 
 /**
  * Details of a {@link ConfigError}.
@@ -488,6 +488,14 @@ function checkSemantics(config: EnvironmentConfig, file: string): void {
     });
   });
 
+  config.services.forEach((s, i) => checkPlacement(config, s, `services[${i}]`, file));
+
+  // The sidecars run consul-dataplane 2.0, which HashiCorp supports with Consul 2.0 servers only.
+  const consulVersion = config.controlPlane?.consulVersion;
+  if (consulVersion !== undefined && !/^2\.0\.\d+$/.test(consulVersion)) {
+    fail('controlPlane.consulVersion', consulVersion, "a Consul 2.0 release such as '2.0.3': the mesh gateway and the services' sidecars run consul-dataplane 2.0, which supports Consul 2.0 servers (upgrade from 1.21 or 1.22 straight to 2.0: docs/adr/0011-consul-2-0-line.md)");
+  }
+
   const network = config.network ?? {};
   if (network.cidr !== undefined && !hostBitsZero(network.cidr)) {
     fail('network.cidr', network.cidr, `a network address with the host bits zero, such as '${networkAddress(network.cidr)}'`);
@@ -552,6 +560,97 @@ function checkSemantics(config: EnvironmentConfig, file: string): void {
       fail(`eks.gloo.routes[${i}].path`, route.path, 'a path no other route has');
     }
     paths.add(route.path);
+  });
+}
+
+/** The protocol each sample backend speaks. */
+const SAMPLE_PROTOCOLS: Readonly<Record<(typeof SAMPLE_SERVICES)[number], string>> = { 'feature-store': 'http', 'log-service': 'tcp', 'result-writer': 'http' };
+
+/** Memory sizes (MiB) from `from` to `to` in steps of 1 GiB. */
+function gibSteps(from: number, to: number): number[] {
+  return Array.from({ length: (to - from) / 1024 + 1 }, (_, i) => from + i * 1024);
+}
+
+/**
+ * Fargate's task memory sizes (MiB), per CPU unit count: 256 units take 512, 1024 or 2048 only (not 1536).
+ * @see https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html
+ */
+const FARGATE_SIZES: Readonly<Record<number, readonly number[]>> = {
+  256: [512, 1024, 2048],
+  512: gibSteps(1024, 4096),
+  1024: gibSteps(2048, 8192),
+  2048: gibSteps(4096, 16384),
+  4096: gibSteps(8192, 30720),
+};
+
+function describeFargateSizes(sizes: readonly number[]): string {
+  const last = sizes[sizes.length - 1];
+  return sizes.length <= 4 ? `${sizes.slice(0, -1).join(', ')} or ${last} MiB` : `${sizes[0]} to ${last} MiB in steps of 1024`;
+}
+
+/** The ports a sidecar takes in the service's network namespace. */
+const SIDECAR_PORTS = [20000, 22000];
+
+/** Where a service's `workload.build` directory is: relative to the config file, or to the working directory. */
+export function resolveBuildPath(file: string, build: string): string {
+  const base = fs.existsSync(file) && fs.statSync(file).isFile() ? path.dirname(path.resolve(file)) : process.cwd();
+  return path.resolve(base, build);
+}
+
+/** What a service needs to run where its placement says. */
+function checkPlacement(config: EnvironmentConfig, s: EnvironmentConfig['services'][number], at: string, file: string): void {
+  const fail = (field: string, given: unknown, expected: string): never => {
+    throw new ConfigError({ file, field, given: typeof given === 'string' && given.startsWith('(') ? given : describeValue(given), expected });
+  };
+  const w = s.workload;
+  if (s.securityGroupId !== undefined && s.placement !== 'external') {
+    fail(`${at}.securityGroupId`, s.securityGroupId, `no securityGroupId for placement ${s.placement}: lambda-mesh makes the security groups of the workloads it runs (it is for placement external)`);
+  }
+  if (s.placement === 'external') {
+    if (w !== undefined) {
+      fail(`${at}.workload`, '(a workload)', 'no workload: an external service is run and registered in Consul by its owner (or give placement ecs, ec2 or eks)');
+    }
+    return;
+  }
+  if (w === undefined) {
+    return fail(`${at}.workload`, undefined, `a workload for placement ${s.placement}: one of sample (${SAMPLE_SERVICES.join(', ')}), image (pinned by digest) or build (a directory with a Dockerfile), e.g. workload: { sample: ${SAMPLE_SERVICES[0]} }`);
+  }
+  if (s.placement === 'eks' && config.eks === undefined) {
+    fail(`${at}.placement`, s.placement, 'ecs, ec2 or external: placement eks runs the service on the environment\'s EKS cluster, and this config has no eks section');
+  }
+  if (SIDECAR_PORTS.includes(s.port)) {
+    fail(`${at}.port`, s.port, `a port other than ${SIDECAR_PORTS.join(' and ')}, which the service's sidecar takes beside it (its public listener and Envoy's readiness port)`);
+  }
+  if (w.instanceType !== undefined && s.placement !== 'ec2') {
+    fail(`${at}.workload.instanceType`, w.instanceType, `no instanceType for placement ${s.placement} (it sizes the instances of placement ec2)`);
+  }
+  if (w.sample !== undefined && (s.protocol ?? 'tcp') !== SAMPLE_PROTOCOLS[w.sample]) {
+    fail(`${at}.protocol`, s.protocol ?? '(missing: tcp by default)', `${SAMPLE_PROTOCOLS[w.sample]}: the sample ${w.sample} speaks ${SAMPLE_PROTOCOLS[w.sample]}`);
+  }
+  if (w.build !== undefined) {
+    const dir = resolveBuildPath(file, w.build);
+    if (!fs.existsSync(path.join(dir, 'Dockerfile'))) {
+      fail(`${at}.workload.build`, w.build, `a directory with a Dockerfile (looked in ${dir})`);
+    }
+  }
+  if (s.placement === 'ecs') {
+    if (w.healthCheck?.path !== undefined) {
+      fail(`${at}.workload.healthCheck.path`, w.healthCheck.path, `healthCheck.command for placement ecs: ECS runs health checks inside the container, e.g. command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:${s.port}${w.healthCheck.path}']`);
+    }
+    const cpu = w.cpu ?? 256;
+    const sizes = FARGATE_SIZES[cpu];
+    if (sizes === undefined) {
+      fail(`${at}.workload.cpu`, cpu, `Fargate task CPU units: ${Object.keys(FARGATE_SIZES).join(', ')}`);
+    }
+    const memory = w.memoryMiB ?? 1024;
+    if (!sizes.includes(memory)) {
+      fail(`${at}.workload.memoryMiB`, memory, `a Fargate memory size for ${cpu} CPU units: ${describeFargateSizes(sizes)}`);
+    }
+  }
+  (w.upstreams ?? []).forEach((u, j) => {
+    if (!config.services.some((other) => other.name === u)) {
+      fail(`${at}.workload.upstreams[${j}]`, u, `a service of this config (${config.services.map((o) => o.name).join(', ')})`);
+    }
   });
 }
 

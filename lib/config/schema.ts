@@ -1,5 +1,5 @@
 import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../constructs/core/names';
-import { HTTP_METHODS, RULE_ACTIONS, SERVICE_PROTOCOLS } from './types';
+import { HTTP_METHODS, RULE_ACTIONS, SAMPLE_SERVICES, SERVICE_PLACEMENTS, SERVICE_PROTOCOLS } from './types';
 
 /**
  * Defines the subset of JSON Schema (draft-07) that {@link CONFIG_SCHEMA} uses.
@@ -99,6 +99,10 @@ export const CONFIG_PATTERNS = {
   otlpEndpoint: {
     pattern: '^[A-Za-z0-9.-]+:\\d{1,5}$',
     expected: 'an OTLP/gRPC endpoint host:port, e.g. tempo.example.com:4317',
+  },
+  pinnedImage: {
+    pattern: '^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[a-f0-9]{64}$',
+    expected: "an image pinned by digest, '<registry>/<repository>@sha256:<64 hex digits>' (a tag can be pushed again with other content)",
   },
   headerName: {
     pattern: "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$",
@@ -262,11 +266,38 @@ const MESH_SCHEMA = {
   },
 } as const satisfies JsonSchemaNode;
 
+const WORKLOAD_SCHEMA = {
+  type: 'object',
+  description: 'What runs the service: exactly one of sample, image and build, and its size.',
+  additionalProperties: false,
+  properties: {
+    sample: { type: 'string', enum: SAMPLE_SERVICES, description: 'A sample backend of lambda-mesh.' },
+    image: { type: 'string', pattern: CONFIG_PATTERNS.pinnedImage.pattern, description: 'A container image pinned by digest.' },
+    build: { type: 'string', minLength: 1, description: 'A directory with a Dockerfile, relative to the config file.' },
+    cpu: { type: 'integer', minimum: 1, maximum: 16384, description: 'Fargate CPU units (ecs) or millicores (eks).' },
+    memoryMiB: { type: 'integer', minimum: 64, maximum: 122880, description: 'Memory in MiB.' },
+    count: { type: 'integer', minimum: 1, maximum: 100, description: 'How many instances. Default: 2.' },
+    healthCheck: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Exactly one of command and path.',
+      properties: {
+        command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+        path: PATH,
+      },
+      oneOf: [{ required: ['command'] }, { required: ['path'] }],
+    },
+    upstreams: { type: 'array', uniqueItems: true, items: { type: 'string', pattern: CONFIG_PATTERNS.dnsLabel.pattern } },
+    instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: 'The EC2 instance type (ec2).' },
+  },
+  oneOf: [{ required: ['sample'] }, { required: ['image'] }, { required: ['build'] }],
+} as const satisfies JsonSchemaNode;
+
 const SERVICE_SCHEMA = {
   type: 'object',
   description: 'A backend service that model functions call through the mesh.',
   additionalProperties: false,
-  required: ['name', 'port'],
+  required: ['name', 'port', 'placement'],
   properties: {
     name: { ...DNS_LABEL, description: 'The service name in Consul.' },
     port: { type: 'integer', minimum: 1, maximum: 65535, description: 'The port the service listens on.' },
@@ -277,6 +308,9 @@ const SERVICE_SCHEMA = {
       maximum: 65535,
       description: "The port of a function's local proxy for this service. Default: the service's port (it must then be 1024 or above, not 9001, and unique in the mesh).",
     },
+    placement: { type: 'string', enum: SERVICE_PLACEMENTS, description: 'Where the service runs: ecs, ec2, eks or external.' },
+    securityGroupId: { type: 'string', pattern: CONFIG_PATTERNS.securityGroupId.pattern, description: 'external: the security group of the owner\'s instances.' },
+    workload: WORKLOAD_SCHEMA,
     description: TEXT,
   },
 } as const satisfies JsonSchemaNode;

@@ -11,6 +11,27 @@ export const SERVICE_PROTOCOLS = ['tcp', 'http', 'http2', 'grpc'] as const;
 export type ServiceProtocol = (typeof SERVICE_PROTOCOLS)[number];
 
 /**
+ * Where a backend service can run (the mesh model's `ServicePlacement` values).
+ */
+export const SERVICE_PLACEMENTS = ['ecs', 'ec2', 'eks', 'external'] as const;
+
+/**
+ * Defines where a backend service runs: `ecs` (Fargate), `ec2` (an Auto Scaling group), `eks` (pods injected by
+ * consul-k8s) or `external` (registered in Consul by its owner).
+ */
+export type ServicePlacementName = (typeof SERVICE_PLACEMENTS)[number];
+
+/**
+ * The sample backends that lambda-mesh ships (lib/sample-services), by name.
+ */
+export const SAMPLE_SERVICES = ['feature-store', 'log-service', 'result-writer'] as const;
+
+/**
+ * Defines a sample backend of lambda-mesh.
+ */
+export type SampleServiceName = (typeof SAMPLE_SERVICES)[number];
+
+/**
  * The actions a rule can take, as Consul intentions know them.
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#action
@@ -280,11 +301,123 @@ export interface ServiceConfig {
   readonly localPort?: number;
 
   /**
+   * Where the service runs. `ecs`, `ec2` and `eks` need `workload`; `eks` needs the `eks` section; `external`
+   * services are registered in Consul by their owners (lambda-mesh gives them a binding rule of the auth method).
+   */
+  readonly placement: ServicePlacementName;
+
+  /**
+   * For `external`: the security group of the owner's instances, so lambda-mesh opens their sidecar port (20000)
+   * to the mesh gateway and the services the rules let call them, and lets them reach the Consul servers.
+   *
+   * @default - no wiring: the owner opens the paths (see MeshExternalService)
+   */
+  readonly securityGroupId?: string;
+
+  /**
+   * What runs the service, for `ecs`, `ec2` and `eks`.
+   *
+   * @default - none (required for `ecs`, `ec2` and `eks`; not allowed for `external`)
+   */
+  readonly workload?: WorkloadConfig;
+
+  /**
    * What the service is for, for people.
    *
    * @default - no description
    */
   readonly description?: string;
+}
+
+/**
+ * Defines what runs a service's instances: exactly one of `sample`, `image` and `build`, and their size.
+ */
+export interface WorkloadConfig {
+  /**
+   * A sample backend of lambda-mesh (lib/sample-services), built from a generated context with a pinned base image.
+   *
+   * @default - not a sample: `image` or `build`
+   */
+  readonly sample?: SampleServiceName;
+
+  /**
+   * A container image pinned by digest: `<repository>@sha256:<64 hex digits>`.
+   *
+   * @default - not an image: `sample` or `build`
+   */
+  readonly image?: string;
+
+  /**
+   * A directory with a Dockerfile (relative to the config file), built at deploy and pushed to the CDK assets
+   * repository. Its base images should be pinned by digest.
+   *
+   * @default - not built: `sample` or `image`
+   */
+  readonly build?: string;
+
+  /**
+   * CPU: Fargate task CPU units for `ecs` (256, 512, 1024, 2048 or 4096); the container's CPU request in
+   * millicores for `eks`; not used for `ec2` (the instance type decides).
+   *
+   * @default 256 (ecs), 100 (eks)
+   */
+  readonly cpu?: number;
+
+  /**
+   * Memory in MiB: the Fargate task's for `ecs` (a size Fargate offers for `cpu`; the sidecar takes 384 of it),
+   * the container's limit for `eks` and `ec2`.
+   *
+   * @default 1024 (ecs), 256 (eks, ec2)
+   */
+  readonly memoryMiB?: number;
+
+  /**
+   * How many instances run: ECS tasks, EC2 instances or pods, spread over the zones.
+   *
+   * @default 2
+   */
+  readonly count?: number;
+
+  /**
+   * How the platform checks an instance; an unhealthy instance gets no mesh traffic. `command` runs in the
+   * container (ECS, EC2, EKS); `path` is an HTTP GET on the service's port (EC2, EKS).
+   *
+   * @default - a sample's own check; none for `image` and `build`
+   */
+  readonly healthCheck?: HealthCheckConfig;
+
+  /**
+   * The services it calls, each of which the rules must allow. They are reached at `MESH_UPSTREAM_<NAME>_URL`.
+   *
+   * @default - every service the rules let it call
+   */
+  readonly upstreams?: string[];
+
+  /**
+   * The EC2 instance type, for `ec2`.
+   *
+   * @default 't4g.small' (arm64)
+   */
+  readonly instanceType?: string;
+}
+
+/**
+ * Defines an instance health check: exactly one of `command` and `path`.
+ */
+export interface HealthCheckConfig {
+  /**
+   * A command run in the container; exit status 0 means healthy.
+   *
+   * @default - no command: `path`
+   */
+  readonly command?: string[];
+
+  /**
+   * An HTTP path GET on the service's port; a 2xx or 3xx answer means healthy (EC2 and EKS).
+   *
+   * @default - no path: `command`
+   */
+  readonly path?: string;
 }
 
 /**

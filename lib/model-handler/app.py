@@ -46,9 +46,10 @@ def respond(status: int, body: dict) -> dict:
     return {"statusCode": status, "headers": {"content-type": "application/json"}, "body": json.dumps(body)}
 
 
-def entity_id_of(event: dict) -> str:
-    """Takes the entity id from the JSON body (`{"entity_id": ...}`) or, without a body, the query string."""
+def request_of(event: dict) -> tuple:
+    """Takes the entity id, and the features to write first if any, from the JSON body or the query string."""
     raw = event.get("body")
+    update = None
     if raw:
         try:
             text = base64.b64decode(raw).decode("utf-8") if event.get("isBase64Encoded") else raw
@@ -56,13 +57,16 @@ def entity_id_of(event: dict) -> str:
         except (ValueError, UnicodeDecodeError):
             raise HandlerError(400, "the request body is not valid JSON") from None
         entity_id = payload.get("entity_id") if isinstance(payload, dict) else None
+        update = payload.get("update_features") if isinstance(payload, dict) else None
+        if update is not None and not isinstance(update, dict):
+            raise HandlerError(400, '"update_features" must be an object of feature names to numbers')
     else:
         entity_id = (event.get("queryStringParameters") or {}).get("entity_id")
     if entity_id is None:
         raise HandlerError(400, 'missing "entity_id" (JSON body {"entity_id": "..."} or query ?entity_id=...)')
     if not isinstance(entity_id, str) or not ENTITY_ID.match(entity_id):
         raise HandlerError(400, '"entity_id" must be 1-128 of A-Z a-z 0-9 _ . -, starting with a letter or digit')
-    return entity_id
+    return entity_id, update
 
 
 def call(service: str, method: str, url: str, payload: Optional[dict] = None) -> Any:
@@ -76,6 +80,14 @@ def call(service: str, method: str, url: str, payload: Optional[dict] = None) ->
     except urllib.error.HTTPError as error:
         if error.code == 404 and method == "GET":
             raise HandlerError(404, f"the {service} knows no such entity") from None
+        if error.code == 403:
+            # The destination's sidecar (Envoy's RBAC filter) refuses what no mesh rule allows this identity.
+            reason = error.read(200).decode("utf-8", "replace").strip() or "forbidden"
+            path = urllib.parse.urlsplit(url).path
+            raise HandlerError(
+                403,
+                f"the mesh refused {method} {path} on the {service} ({reason}): no mesh rule allows this model to make that call",
+            ) from None
         raise HandlerError(502, f"the {service} answered HTTP {error.code}") from None
     except (OSError, http.client.HTTPException) as error:
         # urllib wraps a connect timeout in URLError (an OSError) but raises a read timeout as is.
@@ -111,11 +123,15 @@ def score(features: np.ndarray) -> float:
 
 
 def handler(event: dict, _context: Any = None) -> dict:
-    """Lambda entry point: 200 with the score, or a JSON error (400, 404, 502, 504, 500) without internals."""
+    """Lambda entry point: 200 with the score, or a JSON error (400, 403, 404, 502, 504, 500) without internals."""
     try:
-        entity_id = entity_id_of(event if isinstance(event, dict) else {})
+        entity_id, update = request_of(event if isinstance(event, dict) else {})
         store = os.environ["MESH_UPSTREAM_FEATURE_STORE_URL"].rstrip("/")
-        reply = call("feature store", "GET", f"{store}/features/{urllib.parse.quote(entity_id, safe='')}")
+        features_url = f"{store}/features/{urllib.parse.quote(entity_id, safe='')}"
+        if update is not None:
+            # Online feature write-back: the default mesh rules allow models only GET /features*, so this is refused.
+            call("feature store", "POST", features_url, {"features": update})
+        reply = call("feature store", "GET", features_url)
         result = {"entity_id": entity_id, "score": score(feature_vector(reply))}
         writer = os.environ.get("MESH_UPSTREAM_RESULT_WRITER_URL")
         if writer:

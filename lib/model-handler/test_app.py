@@ -52,6 +52,14 @@ class StandIn(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         self.server.requests.append(("POST", self.path, body))
+        if self.server.post_status == 403:
+            # What Envoy's RBAC filter answers in front of the destination when no intention allows the call.
+            self.send_response(403)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", "19")
+            self.end_headers()
+            self.wfile.write(b"RBAC: access denied")
+            return
         self.reply(self.server.post_status, b'{"stored": true}')
 
     def reply(self, status: int, body: bytes) -> None:
@@ -158,6 +166,21 @@ class HandlerTest(unittest.TestCase):
         self.assert_error(400, '"entity_id" must be', query={"entity_id": "a/../../admin"})
         self.assert_error(400, '"entity_id" must be', body={"entity_id": "x" * 129})
         self.assertEqual(self.store.requests, [], "bad input must not reach the feature store")
+
+    def test_writes_features_back_before_scoring(self) -> None:
+        status, body = self.invoke({"entity_id": "customer-42", "update_features": {"orders_30d": 9}})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.store.requests[0], ("POST", "/features/customer-42", {"features": {"orders_30d": 9}}))
+        self.assertEqual(self.store.requests[1], ("GET", "/features/customer-42", None))
+
+    def test_a_call_the_mesh_refuses_is_403_with_the_reason(self) -> None:
+        self.store.post_status = 403
+        self.assert_error(403, "the mesh refused POST /features/customer-42 on the feature store (RBAC: access denied)", body={"entity_id": "customer-42", "update_features": {"orders_30d": 9}})
+        # Refused before any read: nothing was scored.
+        self.assertEqual([r[0] for r in self.store.requests], ["POST"])
+
+    def test_update_features_must_be_an_object(self) -> None:
+        self.assert_error(400, "update_features", body={"entity_id": "customer-42", "update_features": [1]})
 
     def test_unknown_entity_is_404(self) -> None:
         self.assert_error(404, "no such entity", body={"entity_id": "unknown"})

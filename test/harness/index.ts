@@ -3,3 +3,4 @@ export * from './cloudformation';
 export * from './kubernetes';
 export { ASSET_HASH_PLACEHOLDER, normalizeAssetHashes } from './snapshot-serializer';
 export * from './secret-scan';
+export * from './consul-ecs-schema';

@@ -15,8 +15,8 @@ const configError = (fn: () => unknown): ConfigError => thrownBy(fn, (e): e is C
 const base: EnvironmentConfig = {
   name: 'test-env',
   services: [
-    { name: 'feature-store', port: 8080, protocol: 'http' },
-    { name: 'log-service', port: 24224 },
+    { name: 'feature-store', port: 8080, protocol: 'http', placement: 'external' },
+    { name: 'log-service', port: 24224, placement: 'external' },
   ],
   functions: [{ name: 'model-a', versions: ['v1', 'v2'] }],
   rules: [{ from: 'model-a', to: 'feature-store', http: { pathPrefix: '/features', methods: ['GET'] } }],
@@ -37,7 +37,7 @@ describe('meshFromConfig', () => {
     const mesh = build({
       ...base,
       mesh: { datacenter: 'eu1', namespace: 'models', partition: 'ml', trustDomain: 'abc.consul' },
-      services: [...base.services, { name: 'result-writer', port: 8080, localPort: 18080, protocol: 'http', description: 'writes results' }],
+      services: [...base.services, { name: 'result-writer', port: 8080, localPort: 18080, protocol: 'http', placement: 'external', description: 'writes results' }],
       rules: [
         { from: 'model-a', to: 'result-writer', http: { pathPrefix: '/' } },
         { from: 'model-a-v1', to: 'result-writer', action: 'deny', http: { pathPrefix: '/admin' }, description: 'v1 is read-only' },
@@ -88,14 +88,14 @@ describe('meshFromConfig', () => {
   });
 
   test('fails when two services share a local port (services[i])', () => {
-    const err = configError(() => build({ ...base, services: [...base.services, { name: 'result-writer', port: 8080 }] }));
+    const err = configError(() => build({ ...base, services: [...base.services, { name: 'result-writer', port: 8080, placement: 'external' }] }));
     expect(err.field).toBe('services[2].localPort (defaults to port)');
     expect(err.given).toBe('8080');
     expect(err.expected).toMatch(/'feature-store' already has 8080/);
   });
 
   test('fails when a service port makes a privileged local port (services[i])', () => {
-    const err = configError(() => build({ ...base, services: [{ name: 'web', port: 443 }] , rules: [] }));
+    const err = configError(() => build({ ...base, services: [{ name: 'web', port: 443, placement: 'external' }] , rules: [] }));
     expect(err.field).toBe('services[0].localPort (defaults to port)');
     expect(err.expected).toMatch(/set localPort/);
   });

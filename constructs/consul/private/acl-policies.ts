@@ -17,12 +17,8 @@ export interface AclPolicyDefinition {
 /** The service name the mesh gateway registers as; its token may write only this service. */
 export const MESH_GATEWAY_SERVICE_NAME = 'mesh-gateway';
 
-/**
- * The catalog node the mesh gateway registers itself under is `mesh-gateway-<dc>`: its token may write nodes
- * with this prefix and no others (registering a node needs node:write).
- * @see https://developer.hashicorp.com/consul/api-docs/catalog#register-entity
- */
-export const MESH_GATEWAY_NODE_PREFIX = 'mesh-gateway-';
+/** The prefix of the synthetic catalog nodes of EC2 mesh services (`lambda-mesh-<mesh>-ec2-<service>`). */
+export const WORKLOAD_NODE_PREFIX = 'lambda-mesh-';
 
 /**
  * The servers' own agent token: `node:write` to register and update their own catalog entries,
@@ -76,26 +72,30 @@ export const SCOPED_TOKEN_POLICIES: Record<ConsulTokenRole, AclPolicyDefinition>
       '}',
     ].join('\n'),
   },
-  // HashiCorp's documented mesh gateway policy (Consul CE), without `peering = "read"`, which the docs say to
-  // omit when cluster peering is not used (lambda-mesh does not peer). `agent_prefix` read lets
-  // `consul connect envoy` discover the agent's gRPC settings.
-  // @see https://developer.hashicorp.com/consul/docs/secure/acl/token/mesh-gateway
-  [ConsulTokenRole.MESH_GATEWAY]: {
-    description: 'lambda-mesh: the mesh gateway (mesh:write, registers its own node and service, discovers services)',
+  // Auth methods, binding rules, roles and policies need `acl = "write"` (Consul has no finer ACL for them, and it
+  // can mint any token: only the auth method handler's role can read this token). Registering a node needs
+  // `node:write` on it: the synthetic nodes are named after ECS cluster ARNs (`arn:...`) or `lambda-mesh-<mesh>-ec2-*`.
+  // @see https://developer.hashicorp.com/consul/api-docs/acl/auth-methods
+  // @see https://developer.hashicorp.com/consul/api-docs/catalog#register-entity
+  [ConsulTokenRole.WORKLOAD_IDENTITY]: {
+    description: 'lambda-mesh: keeps the aws-iam auth method of mesh workloads, its binding rules, the gateway role and the synthetic nodes',
     rules: [
-      'mesh = "write"',
-      `service "${MESH_GATEWAY_SERVICE_NAME}" {`,
+      'acl = "write"',
+      'node_prefix "arn:" {',
       '  policy = "write"',
       '}',
-      'service_prefix "" {',
-      '  policy = "read"',
-      '}',
-      'node_prefix "" {',
-      '  policy = "read"',
-      '}',
-      `node_prefix "${MESH_GATEWAY_NODE_PREFIX}" {`,
+      `node_prefix "${WORKLOAD_NODE_PREFIX}" {`,
       '  policy = "write"',
       '}',
+    ].join('\n'),
+  },
+  // consul-k8s's server-acl-init with external servers: `acl:write` for its auth methods, policies and binding rules,
+  // `agent:read` for `GET /v1/agent/self` (the datacenter). No management token reaches the cluster.
+  // @see https://developer.hashicorp.com/consul/docs/k8s/deployment-configurations/servers-outside-kubernetes
+  [ConsulTokenRole.KUBERNETES_ACL_INIT]: {
+    description: 'lambda-mesh: consul-k8s server-acl-init on EKS (Kubernetes auth method, component policies)',
+    rules: [
+      'acl = "write"',
       'agent_prefix "" {',
       '  policy = "read"',
       '}',

@@ -9,13 +9,16 @@ import { describeValue, LambdaMeshError } from '../../core/errors';
 /**
  * The fingerprint of the key that signs HashiCorp's Linux packages and is served at
  * `https://rpm.releases.hashicorp.com/gpg` ("HashiCorp Security (HashiCorp Package Signing)", key ID
- * `AA16FCBCA621E701`, in use since 23 January 2023). It is not the key that signs the `SHA256SUMS` files of
- * releases.hashicorp.com (`C874 011F 0AB4 0511 0D02 1055 3436 5D94 72D7 468F`): pinning that one would reject
- * the RPM repository's key on every boot.
+ * `FC9CA96ACA026560`). HashiCorp rotated it on 10 September 2026 (HCSEC-2026-33); the key before it,
+ * `798A EC65 4E5C 1542 8C8E 42EE AA16 FCBC A621 E701`, no longer matches what the repository serves, so a server
+ * pinning it could not boot. It is not the key that signs the `SHA256SUMS` files of releases.hashicorp.com
+ * (`C874 011F 0AB4 0511 0D02 1055 3436 5D94 72D7 468F`): pinning that one would reject the repository's key.
  *
+ * @see https://discuss.hashicorp.com/t/hcsec-2026-33-hashicorp-linux-signing-gpg-key-update-ca026560/77734
+ * @see https://github.com/hashicorp/consul/issues/23921
  * @see https://www.hashicorp.com/trust/security ("Linux Package Checksum Verification")
  */
-export const HASHICORP_PACKAGE_SIGNING_KEY_FINGERPRINT = '798AEC654E5C15428C8E42EEAA16FCBCA621E701';
+export const HASHICORP_PACKAGE_SIGNING_KEY_FINGERPRINT = 'D55C0D1AC78A8D8126CB631CFC9CA96ACA026560';
 
 /** Where things land on a server. */
 export const SERVER_FILES = {

@@ -9,6 +9,7 @@ import type * as Esbuild from 'esbuild';
  */
 export const HANDLERS: Readonly<Record<string, string>> = {
   'consul-secrets': 'consul/private/secrets-handler/lambda.ts',
+  'consul-auth-method': 'consul/private/auth-method-handler/lambda.ts',
   'consul-intentions': 'intentions/private/intentions-handler/lambda.ts',
   'identity-registrar': 'intentions/private/registrar-handler/lambda.ts',
   'certificate-rotation': 'intentions/private/rotation-handler/index.ts',

@@ -1,7 +1,6 @@
-import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { stageFiles } from '../../core/private/stage';
 
 /** Bumped when the layout of the generated context changes, so an old cached directory is never reused. */
 const LAYOUT_VERSION = '1';
@@ -117,31 +116,8 @@ export function writeImageContext(o: ImageContextOptions): ImageContext {
     files.set(`function/${rel}`, fs.readFileSync(path.join(o.codeDir, rel)));
   }
 
-  const hash = createHash('sha256').update(`lambda-mesh-image-context/${LAYOUT_VERSION}\0`);
-  for (const name of [...files.keys()].sort()) {
-    const content = files.get(name)!;
-    hash.update(`${name}\0${content.length}\0`).update(content);
-  }
-  const root = path.join(os.tmpdir(), 'lambda-mesh-image-context');
-  const directory = path.join(root, hash.digest('hex').slice(0, 32));
-  if (!fs.existsSync(directory)) {
-    const staging = `${directory}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    for (const [name, content] of files) {
-      const file = path.join(staging, ...name.split('/'));
-      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-      // Fixed modes: the Lambda runtime user must read the code whatever the author's umask was.
-      fs.writeFileSync(file, content, { mode: 0o644 });
-    }
-    try {
-      fs.renameSync(staging, directory);
-    } catch (e) {
-      // Another synth wrote the same content first: keep theirs.
-      fs.rmSync(staging, { recursive: true, force: true });
-      if (!fs.existsSync(directory)) {
-        throw e;
-      }
-    }
-  }
+  // Fixed modes: the Lambda runtime user must read the code whatever the author's umask was.
+  const directory = stageFiles('lambda-mesh-image-context', LAYOUT_VERSION, files);
   return { directory, dockerfile, secretFilesSkipped: code.secrets };
 }
 

@@ -1,4 +1,4 @@
-import { AGENT_POLICY, MESH_GATEWAY_NODE_PREFIX, MESH_GATEWAY_SERVICE_NAME, SCOPED_TOKEN_POLICIES } from '../../../constructs/consul/private/acl-policies';
+import { AGENT_POLICY, SCOPED_TOKEN_POLICIES, WORKLOAD_NODE_PREFIX } from '../../../constructs/consul/private/acl-policies';
 import { ConsulTokenRole } from '../../../constructs/consul/types';
 
 /**
@@ -101,16 +101,25 @@ describe('ACL policies', () => {
     ]);
   });
 
-  test('mesh-gateway: the documented Consul CE mesh gateway policy without peering, plus writing its own catalog node', () => {
-    // https://developer.hashicorp.com/consul/docs/secure/acl/token/mesh-gateway
-    // The gateway registers itself (node mesh-gateway-<dc>): catalog registration needs node:write on that node.
-    expect(parseRules(SCOPED_TOKEN_POLICIES[ConsulTokenRole.MESH_GATEWAY].rules)).toEqual([
-      { resource: 'mesh', policy: 'write' },
-      { resource: 'service', label: MESH_GATEWAY_SERVICE_NAME, policy: 'write' },
-      { resource: 'service_prefix', label: '', policy: 'read' },
-      { resource: 'node_prefix', label: '', policy: 'read' },
-      { resource: 'node_prefix', label: MESH_GATEWAY_NODE_PREFIX, policy: 'write' },
+  test('workload-identity: ACL objects (auth method, binding rules, the gateway role) and the synthetic nodes only', () => {
+    // https://developer.hashicorp.com/consul/api-docs/acl/auth-methods: acl:write; catalog register: node:write.
+    expect(parseRules(SCOPED_TOKEN_POLICIES[ConsulTokenRole.WORKLOAD_IDENTITY].rules)).toEqual([
+      { resource: 'acl', policy: 'write' },
+      { resource: 'node_prefix', label: 'arn:', policy: 'write' },
+      { resource: 'node_prefix', label: WORKLOAD_NODE_PREFIX, policy: 'write' },
+    ]);
+  });
+
+  test('kubernetes-acl-init: what consul-k8s server-acl-init needs with external servers (acl:write, agent:read)', () => {
+    // https://developer.hashicorp.com/consul/docs/k8s/deployment-configurations/servers-outside-kubernetes
+    expect(parseRules(SCOPED_TOKEN_POLICIES[ConsulTokenRole.KUBERNETES_ACL_INIT].rules)).toEqual([
+      { resource: 'acl', policy: 'write' },
       { resource: 'agent_prefix', label: '', policy: 'read' },
     ]);
   });
+
+  test('no role has a static gateway token any more: gateways log in with their IAM role', () => {
+    expect(Object.keys(SCOPED_TOKEN_POLICIES).sort()).toEqual(['identity-registrar', 'intentions-writer', 'kubernetes-acl-init', 'workload-identity']);
+  });
+
 });

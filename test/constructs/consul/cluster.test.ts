@@ -90,13 +90,13 @@ describe('ConsulServerCluster', () => {
   });
 
   test('secrets: one per item, KMS-encrypted, created empty (the generator writes the values)', () => {
-    t.resourceCountIs('AWS::SecretsManager::Secret', 9);
+    t.resourceCountIs('AWS::SecretsManager::Secret', 10);
     t.allResourcesProperties('AWS::SecretsManager::Secret', { KmsKeyId: Match.anyValue(), GenerateSecretString: Match.absent(), SecretString: Match.absent() });
     t.hasResourceProperties('Custom::ConsulSecrets', {
       Datacenter: 'dc1',
       ServerCertificateValidityDays: '730',
       Secrets: { GossipKey: { Ref: Match.anyValue() }, CaPrivateKey: { Ref: Match.anyValue() } },
-      ScopedTokens: { 'intentions-writer': Match.anyValue(), 'identity-registrar': Match.anyValue(), 'mesh-gateway': Match.anyValue() },
+      ScopedTokens: { 'intentions-writer': Match.anyValue(), 'identity-registrar': Match.anyValue(), 'workload-identity': Match.anyValue(), 'kubernetes-acl-init': Match.anyValue() },
     });
     for (const role of Object.values(ConsulTokenRole)) {
       expect(fixture.cluster.tokenSecret(role)).toBeDefined();
@@ -155,7 +155,7 @@ describe('ConsulServerCluster', () => {
     const serverPolicy = Object.entries(t.findResources('AWS::IAM::Policy')).find(([k]) => k.startsWith('ConsulServerRoleDefaultPolicy'))![1];
     const statements = serverPolicy.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>;
     const read = statements.find((s) => s.Action === 'secretsmanager:GetSecretValue')!;
-    expect((read.Resource as unknown[]).length).toBe(8); // everything but the CA private key
+    expect((read.Resource as unknown[]).length).toBe(9); // everything but the CA private key
     expect(statements).toContainEqual(expect.objectContaining({ Action: 's3:PutObject', Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/^ConsulSnapshots/), 'Arn'] }, '/snapshots/*']] } }));
     expect(statements).toContainEqual(expect.objectContaining({ Action: 'cloudformation:SignalResource', Resource: { Ref: 'AWS::StackId' } }));
     expect(statements).toContainEqual(expect.objectContaining({ Action: 's3:GetObject', Resource: expect.objectContaining({ 'Fn::Join': expect.anything() }) }));
@@ -295,18 +295,20 @@ describe('ConsulServerCluster', () => {
   test('fromConsulClusterAttributes references a cluster defined elsewhere', () => {
     const stack = new Stack(new App(), 'Other');
     const sg = ec2.SecurityGroup.fromSecurityGroupId(stack, 'Sg', 'sg-0123456789abcdef0');
-    const secret = (id: string): ReturnType<typeof fixture.cluster.tokenSecret> => fixture.cluster.tokenSecret(ConsulTokenRole.MESH_GATEWAY).node.id === id ? fixture.cluster.tokenSecret(ConsulTokenRole.MESH_GATEWAY) : fixture.cluster.caCertificateSecret;
     const imported = ConsulServerCluster.fromConsulClusterAttributes(stack, 'Imported', {
       datacenter: 'dc1',
       endpointAddress: 'consul.internal',
       securityGroup: sg,
       caCertificateSecret: fixture.cluster.caCertificateSecret,
       secretsKey: fixture.cluster.secretsKey,
-      intentionsWriterTokenSecret: secret('a'),
-      identityRegistrarTokenSecret: secret('b'),
-      meshGatewayTokenSecret: fixture.cluster.tokenSecret(ConsulTokenRole.MESH_GATEWAY),
+      intentionsWriterTokenSecret: fixture.cluster.tokenSecret(ConsulTokenRole.INTENTIONS_WRITER),
+      identityRegistrarTokenSecret: fixture.cluster.tokenSecret(ConsulTokenRole.IDENTITY_REGISTRAR),
+      workloadIdentityTokenSecret: fixture.cluster.tokenSecret(ConsulTokenRole.WORKLOAD_IDENTITY),
+      kubernetesAclInitTokenSecret: fixture.cluster.tokenSecret(ConsulTokenRole.KUBERNETES_ACL_INIT),
     });
-    expect(imported.tokenSecret(ConsulTokenRole.MESH_GATEWAY)).toBe(fixture.cluster.tokenSecret(ConsulTokenRole.MESH_GATEWAY));
+    for (const role of Object.values(ConsulTokenRole)) {
+      expect(imported.tokenSecret(role)).toBe(fixture.cluster.tokenSecret(role));
+    }
     expect(imported.connections.defaultPort?.toString()).toBe('8501');
     expect(imported.endpointAddress).toBe('consul.internal');
   });
@@ -330,7 +332,7 @@ describe('ConsulServerCluster', () => {
       expect(err.expected).toBe('devMode only with size 1 (size is 3)');
     });
 
-    test.each([['v1.21.5'], ['1.21'], ['1.21.5+ent'], ['latest'], ['1.15.2'], ['2.0']])('fails when the Consul version is %s', (consulVersion) => {
+    test.each([['v2.0.3'], ['1.21'], ['2.0.3+ent'], ['latest'], ['1.15.2'], ['2.0'], ['0.9.9']])('fails when the Consul version is %s', (consulVersion) => {
       const err = meshError(() => cluster({ consulVersion }));
       expect(err.field).toBe('consulVersion');
       expect(err.given).toBe(JSON.stringify(consulVersion));

@@ -400,7 +400,7 @@ describe('serverUserData', () => {
           ...SECRETS.scoped[role], Description: SCOPED_TOKEN_POLICIES[role].description, Policies: [{ Name: role }],
         })),
       ]);
-      expect(writes).toHaveLength(8);
+      expect(writes).toHaveLength(2 + 2 * Object.values(ConsulTokenRole).length);
     });
 
     test('updates existing policies and tokens in place, keeping their IDs', () => {

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { type App, Stack } from 'aws-cdk-lib';
-import { ConsulServerCluster, MeshGateway } from '../../../constructs/consul';
+import { ConsulIamAuthMethod, ConsulServerCluster, MeshGateway } from '../../../constructs/consul';
 import { type MeshFunctionOptions } from '../../../constructs/function';
 import { IdentityRegistrar } from '../../../constructs/intentions';
 import { Mesh, ServiceProtocol } from '../../../constructs/mesh';
@@ -61,7 +61,8 @@ export function meshFixture(context: Record<string, unknown> = {}): MeshFixture 
   const network = new MeshNetwork(new Stack(app, 'network'), 'Network');
   const controlPlane = new Stack(app, 'control-plane');
   const cluster = new ConsulServerCluster(controlPlane, 'Consul', { mesh, network });
-  const gateway = new MeshGateway(controlPlane, 'MeshGateway', { cluster, network });
+  const authMethod = new ConsulIamAuthMethod(controlPlane, 'AuthMethod', { mesh, cluster, network });
+  const gateway = new MeshGateway(controlPlane, 'MeshGateway', { cluster, network, authMethod });
   const identities = new IdentityRegistrar(new Stack(app, 'mesh'), 'Identities', { mesh, cluster, network });
   return { app, mesh, network, gateway, identities, functionsStack: new Stack(app, 'functions') };
 }

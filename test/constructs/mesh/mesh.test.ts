@@ -1,6 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { meshError } from '../../util';
-import { IdentityKind, Mesh, RuleAction, ServiceProtocol } from '../../../constructs/mesh';
+import { IdentityKind, Mesh, RuleAction, ServicePlacement, ServiceProtocol } from '../../../constructs/mesh';
 import { addSeedScenario, type SeedScenario } from './fixtures';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
@@ -387,5 +387,88 @@ describe('Mesh', () => {
       expect(err.field).toBe('meshName (defaults to the construct id, lower-cased)');
       expect(err.given).toBe('"my_mesh"');
     });
+  });
+});
+
+describe('placement and workloads', () => {
+  test('a service is EXTERNAL unless declared otherwise', () => {
+    const { mesh } = newMesh();
+    expect(mesh.addService('billing', { port: 9000 }).placement).toBe(ServicePlacement.EXTERNAL);
+    expect(mesh.graph().services[0].placement).toBe(ServicePlacement.EXTERNAL);
+  });
+
+  test('the placement is recorded in the graph, for declared and imported services', () => {
+    const { mesh } = newMesh();
+    mesh.addService('feature-store', { port: 8080, placement: ServicePlacement.ECS });
+    mesh.addService('scorer', { port: 9000, placement: ServicePlacement.EC2 });
+    mesh.addService('ranker', { port: 9002, placement: ServicePlacement.EKS });
+    expect(mesh.graph().services.map((s) => [s.name, s.placement])).toEqual([['feature-store', 'ecs'], ['ranker', 'eks'], ['scorer', 'ec2']]);
+    const imported = Mesh.fromMeshAttributes(new Stack(new App(), 'Other'), 'Shared', { meshName: 'platform', services: [{ name: 'feature-store', port: 8080, placement: ServicePlacement.ECS }] });
+    expect(imported.graph().services[0]).toMatchObject({ name: 'feature-store', imported: true, placement: ServicePlacement.ECS });
+  });
+
+  test('workloadPath is the path of the construct that claimed the service', () => {
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080, placement: ServicePlacement.ECS });
+    expect(fs.workloadPath).toBeUndefined();
+    fs.claimWorkload('services/FeatureStore', ServicePlacement.ECS);
+    expect(fs.workloadPath).toBe('services/FeatureStore');
+    expect(mesh.service('feature-store').workloadPath).toBe('services/FeatureStore');
+  });
+
+  test.each([['addService', (m: Mesh) => m.addService('mesh-gateway', { port: 8443 }), 'addService("mesh-gateway")'],
+    ['fromMeshAttributes', () => Mesh.fromMeshAttributes(new Stack(new App(), 'S'), 'Shared', { meshName: 'platform', services: [{ name: 'mesh-gateway', port: 8443 }] }), 'services("mesh-gateway")'],
+  ])('fails when a service is named mesh-gateway (%s)', (_how, declare, field) => {
+    const { mesh } = newMesh();
+    const err = meshError(() => declare(mesh));
+    expect(err.field).toBe(field);
+    expect(err.given).toBe('"mesh-gateway"');
+    expect(err.expected).toMatch(/a name other than 'mesh-gateway', which the mesh gateway registers as/);
+  });
+
+  test('fails when the placement is not one of ServicePlacement', () => {
+    const { mesh } = newMesh();
+    const err = meshError(() => mesh.addService('billing', { port: 9000, placement: 'lambda' as ServicePlacement }));
+    expect(err.field).toBe('addService("billing").placement');
+    expect(err.expected).toBe('one of ecs, ec2, eks, external');
+  });
+
+  test('fails when a service is claimed twice', () => {
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080, placement: ServicePlacement.ECS });
+    fs.claimWorkload('services/FeatureStore', ServicePlacement.ECS);
+    const err = meshError(() => fs.claimWorkload('other/FeatureStore', ServicePlacement.ECS));
+    expect(err.location).toBe('Stack/Mesh');
+    expect(err.field).toBe('service(feature-store).claimWorkload');
+    expect(err.given).toBe('"other/FeatureStore"');
+    expect(err.expected).toMatch(/one workload per service: the construct at services\/FeatureStore already runs 'feature-store'/);
+    expect(fs.workloadPath).toBe('services/FeatureStore');
+  });
+
+  test('fails when the claim\'s placement is not the service\'s', () => {
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080, placement: ServicePlacement.ECS });
+    const err = meshError(() => fs.claimWorkload('services/FeatureStore', ServicePlacement.EC2));
+    expect(err.field).toBe('service(feature-store).claimWorkload.placement');
+    expect(err.given).toBe('"ec2"');
+    expect(err.expected).toMatch(/the service's placement, 'ecs' \(declare it with placement: ServicePlacement.EC2 to run it as ec2\), for the workload at services\/FeatureStore/);
+    expect(fs.workloadPath).toBeUndefined();
+  });
+
+  test('fails when an external service is claimed by a workload', () => {
+    const { mesh } = newMesh();
+    const billing = mesh.addService('billing', { port: 9000 });
+    const err = meshError(() => billing.claimWorkload('services/Billing', ServicePlacement.ECS));
+    expect(err.field).toBe('service(billing).claimWorkload.placement');
+    expect(err.expected).toMatch(/the service's placement, 'external'/);
+  });
+
+  test('fails when an imported service is claimed', () => {
+    const imported = Mesh.fromMeshAttributes(new Stack(new App(), 'Other'), 'Shared', { meshName: 'platform', services: [{ name: 'feature-store', port: 8080, placement: ServicePlacement.ECS }] });
+    const err = meshError(() => imported.service('feature-store').claimWorkload('Other/FeatureStore', ServicePlacement.ECS));
+    expect(err.location).toBe('Other/Shared');
+    expect(err.field).toBe('service(feature-store).claimWorkload');
+    expect(err.expected).toMatch(/a service declared in this app \(an imported service is run by the app that declares it\)/);
+    expect(imported.service('feature-store').workloadPath).toBeUndefined();
   });
 });

@@ -20,9 +20,11 @@ const BASE = `
 name: test-env
 services:
   - name: feature-store
+    placement: external
     port: 8080
     protocol: http
   - name: log-service
+    placement: external
     port: 24224
 functions:
   - name: model-a
@@ -96,7 +98,7 @@ describe('loadConfigFile', () => {
   test('loads a YAML file as written, without filling in defaults', () => {
     const config = loadConfigFile(fixture('env.yaml', BASE));
     expect(config.name).toBe('test-env');
-    expect(config.services[1]).toStrictEqual({ name: 'log-service', port: 24224 });
+    expect(config.services[1]).toStrictEqual({ name: 'log-service', placement: 'external', port: 24224 });
     expect(config.rules[0].http).toStrictEqual({ pathPrefix: '/features', methods: ['GET'] });
   });
 
@@ -108,7 +110,7 @@ describe('loadConfigFile', () => {
   test('loads the minimal example', () => {
     expect(loadConfigFile(path.join(EXAMPLES, 'minimal.yaml'))).toStrictEqual({
       name: 'lambda-mesh-minimal',
-      services: [{ name: 'echo', port: 8080, protocol: 'http' }],
+      services: [{ name: 'echo', port: 8080, protocol: 'http', placement: 'external' }],
       functions: [{ name: 'model', versions: ['v1'] }],
       rules: [{ from: 'model', to: 'echo' }],
     });
@@ -148,7 +150,7 @@ describe('loadConfigFile', () => {
   test('fails when a YAML key is given twice', () => {
     expectLoadError(
       base('    port: 24224\n', '    port: 24224\n    port: 24225\n'),
-      'line 9, column 5',
+      'line 11, column 5',
       '"port: 24225" (Map keys must be unique)',
       'valid YAML or JSON',
     );
@@ -203,7 +205,7 @@ describe('loadConfigFile', () => {
       base('    port: 8080\n', '    prot: 8080\n    port: 8080\n'),
       'services[0].prot',
       '"prot"',
-      'one of the keys name, port, protocol, localPort, description (did you mean port?)',
+      'one of the keys name, port, protocol, localPort, placement, workload, description (did you mean port?)',
     );
   });
 

@@ -1,3 +1,6 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import {
   CONFIG_PATTERNS,
   CONFIG_SCHEMA,
@@ -60,7 +63,7 @@ const FULL: EnvironmentConfig = {
   env: { account: '123456789012', region: 'eu-west-1' },
   network: { cidr: '10.1.0.0/16', maxAzs: 2, availabilityZones: ['eu-west-1a', 'eu-west-1b'], serverEgress: false, serviceEgress: false },
   mesh: { datacenter: 'dc2', trustDomain: 'mesh.example.internal', partition: 'ml', namespace: 'models' },
-  controlPlane: { servers: 5, devMode: false, consulVersion: '1.21.7', instanceType: 'm7i.large', gatewayTasks: 3 },
+  controlPlane: { servers: 5, devMode: false, consulVersion: '2.0.3', instanceType: 'm7i.large', gatewayTasks: 3 },
   eks: {
     existingCluster: {
       clusterName: 'models',
@@ -73,7 +76,10 @@ const FULL: EnvironmentConfig = {
     gloo: { version: '1.22.1', discovery: false, routes: [{ path: '/a', function: 'model-a', version: 'v1', unwrapAsApiGateway: true }] },
   },
   kubernetes: { namespace: 'models', tracingSamplingPercentage: 12.5, otlpEndpoint: 'tempo.example.com:4317', exposedServices: ['feature-store'], applyToCluster: false },
-  services: [{ name: 'feature-store', port: 8080, protocol: 'http', localPort: 18080, description: 'Features.' }],
+  services: [{ name: 'feature-store', port: 8080, protocol: 'http', localPort: 18080, placement: 'ecs', workload: { image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/features@sha256:${'a'.repeat(64)}`, cpu: 512, memoryMiB: 2048, count: 3, healthCheck: { command: ['wget', '-q', 'http://127.0.0.1:8080/healthz'] }, upstreams: ['scorer'] }, description: 'Features.' },
+    { name: 'scorer', port: 9000, protocol: 'http', placement: 'ec2', workload: { build: 'scorer', instanceType: 't4g.small', healthCheck: { path: '/healthz' }, count: 2 } },
+    { name: 'log-service', port: 24224, placement: 'eks', workload: { sample: 'log-service', cpu: 100, memoryMiB: 256 } },
+  ],
   functions: [{ name: 'model-a', versions: ['v1', 'v2'], description: 'Model A.' }],
   rules: [
     {
@@ -128,7 +134,12 @@ describe('CONFIG_SCHEMA', () => {
   });
 
   test('a config with every field set validates', () => {
-    expect(validateConfig(FULL, 'full.yaml')).toBe(FULL);
+    // workload.build is relative to the config file, and must hold a Dockerfile.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-full-'));
+    fs.mkdirSync(path.join(dir, 'scorer'));
+    fs.writeFileSync(path.join(dir, 'scorer', 'Dockerfile'), 'FROM scratch\n');
+    fs.writeFileSync(path.join(dir, 'full.yaml'), '');
+    expect(validateConfig(FULL, path.join(dir, 'full.yaml'))).toBe(FULL);
   });
 
   test('every key in the schema appears in the typed sample', () => {
@@ -161,6 +172,8 @@ describe('CONFIG_SCHEMA', () => {
       '(root).eks.gloo.routes[]',
       '(root).kubernetes',
       '(root).services[]',
+      '(root).services[].workload',
+      '(root).services[].workload.healthCheck',
       '(root).functions[]',
       '(root).rules[]',
       '(root).rules[].http',
