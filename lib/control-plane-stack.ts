@@ -34,8 +34,10 @@ const FIELDS: Record<string, string> = {
 export interface EnvironmentConsulImages {
   readonly dataplane: ConsulImage;
   readonly consulEcs: ConsulImage;
-  /** For `consul login` on EC2 instances. */
+  /** For `consul login` on EC2 instances, and consul-k8s's `global.image`. */
   readonly consul: ConsulImage;
+  /** consul-k8s-control-plane, for services placed on EKS. */
+  readonly consulK8sControlPlane: ConsulImage;
 }
 
 /**
@@ -78,7 +80,7 @@ export class ControlPlaneStack extends Stack {
         ...(c.instanceType !== undefined ? { instanceType: new ec2.InstanceType(c.instanceType) } : {}),
       });
       const imageCache = new ConsulImageCache(this, 'ImageCache');
-      const images = { dataplane: imageCache.image(ConsulImage.dataplane()), consulEcs: imageCache.image(ConsulImage.consulEcs()), consul: imageCache.image(ConsulImage.consul()) };
+      const images = { dataplane: imageCache.image(ConsulImage.dataplane()), consulEcs: imageCache.image(ConsulImage.consulEcs()), consul: imageCache.image(ConsulImage.consul()), consulK8sControlPlane: imageCache.image(ConsulImage.consulK8sControlPlane()) };
       const ecsCluster = new ecs.Cluster(this, 'EcsCluster', { vpc: props.network.vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
       const authMethod = new ConsulIamAuthMethod(this, 'AuthMethod', { mesh: props.mesh, cluster, network: props.network, ecsClusters: [ecsCluster] });
       const gateway = new MeshGateway(this, 'MeshGateway', {

@@ -7,7 +7,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cdk8s from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { type Construct } from 'constructs';
+import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import { type ConsulServerCluster, type IMeshGateway } from '../constructs/consul';
 import { allowCloudWatchLogs, newMeshKey } from '../constructs/core/private/kms';
 import { Acknowledgements } from '../constructs/core/validation';
 import {
@@ -17,12 +20,37 @@ import {
   type GlooLambdaRoute,
   GlooLambdaRoutes,
   type GlooLambdaRoutesProps,
+  ConsulKubernetes,
   ServiceAccountIssuer,
 } from '../constructs/eks';
+import { MeshKubernetesService } from '../constructs/services';
 import { type MeshFunction } from '../constructs/function';
 import { type IMesh } from '../constructs/mesh';
 import { type IMeshNetwork } from '../constructs/network';
-import { type EksConfig } from './config';
+import { ConfigError, type EksConfig, resolveBuildPath, type ServiceConfig, withConfigField } from './config';
+import { type EnvironmentConsulImages } from './control-plane-stack';
+import { sampleServiceContext } from './sample-services/image';
+
+/** The namespace of the services with placement eks, unless the config names another. */
+export const MESH_SERVICES_NAMESPACE = 'lambda-mesh-consul';
+/** The user (UID) the services' apps run as: `node` of the sample image, and not root for any other. */
+const WORKLOAD_USER = 1000;
+
+/**
+ * The Consul side of the EKS stack: what consul-k8s joins and what the services placed on EKS run with.
+ */
+export interface EksConsulProps {
+  /** The Consul servers. */
+  readonly cluster: ConsulServerCluster;
+  /** The mesh gateway, whose tasks dial the pods' sidecars. */
+  readonly gateway: IMeshGateway;
+  /** The Consul images, through the environment's pull-through cache. */
+  readonly images: EnvironmentConsulImages;
+  /** The services section of the config: those with placement eks run here. */
+  readonly services: readonly ServiceConfig[];
+  /** Where the config came from, for error messages and relative build paths. */
+  readonly configSource: string;
+}
 
 /**
  * The Kubernetes version of new clusters: the one whose kubectl the handler layer bundles
@@ -45,6 +73,11 @@ export interface EksStackProps extends StackProps {
   readonly functions: ReadonlyMap<string, MeshFunction>;
   /** The eks section of the environment config. */
   readonly config: EksConfig;
+  /**
+   * Consul on the cluster, for the services with placement eks.
+   * @default - no Consul on the cluster
+   */
+  readonly consul?: EksConsulProps;
 }
 
 /**
@@ -60,6 +93,16 @@ export class EksStack extends Stack {
   public readonly gloo: GlooInstall;
   /** The Gloo routes applied to the cluster. */
   public readonly routes: GlooLambdaRoutes;
+  /**
+   * consul-k8s joined to the mesh's servers, when services are placed on EKS.
+   * @default - no service has placement eks
+   */
+  public readonly consul?: ConsulKubernetes;
+  /**
+   * The services placed on EKS, by name (applied through the cluster after consul-k8s).
+   * @default - none
+   */
+  public readonly meshServices: ReadonlyMap<string, MeshKubernetesService>;
 
   private readonly routesProps: Omit<GlooLambdaRoutesProps, 'region' | 'functions'>;
   private readonly exposed: ReadonlyArray<{ readonly identity: string; readonly fn: MeshFunction }>;
@@ -179,6 +222,79 @@ export class EksStack extends Stack {
     // The applied copy may hold deploy-time values (function names, the region): its own cdk8s app, never written.
     this.routes = new GlooLambdaRoutes(new cdk8s.App(), 'GlooRoutes', { ...this.routesProps, region: this.region, functions });
     this.gloo.addRoutes('GlooRoutes', this.routes);
+
+    const onEks = props.consul?.services.filter((s) => s.placement === 'eks') ?? [];
+    const meshServices = new Map<string, MeshKubernetesService>();
+    if (props.consul && onEks.length > 0) {
+      this.consul = this.addConsul(props, props.consul, nodeRole, onEks, meshServices);
+    }
+    this.meshServices = meshServices;
+  }
+
+  /**
+   * consul-k8s joined to the servers, and the services placed on EKS in a namespace of their own (Consul injects
+   * it, Istio does not), applied through the cluster after the release so that every pod gets its sidecar. Their
+   * chart holds deploy-time image URIs, so it is applied only, never written to dist/.
+   */
+  private addConsul(props: EksStackProps, consul: EksConsulProps, nodeRole: iam.IRole | undefined, services: readonly ServiceConfig[], out: Map<string, MeshKubernetesService>): ConsulKubernetes {
+    const namespace = props.config.meshServicesNamespace ?? MESH_SERVICES_NAMESPACE;
+    const installation = withConfigField(consul.configSource, 'eks.meshServicesNamespace', () => new ConsulKubernetes(this, 'Consul', {
+      cluster: this.cluster,
+      consul: consul.cluster,
+      consulServers: consul.cluster.serverConnections,
+      network: props.network,
+      injectNamespaces: [namespace],
+      images: { consul: consul.images.consul, controlPlane: consul.images.consulK8sControlPlane, dataplane: consul.images.dataplane },
+      ...(nodeRole ? { imagePullers: [nodeRole] } : {}),
+      gatewayTasks: consul.gateway.taskConnections,
+      mesh: props.mesh,
+    }));
+
+    const app = new cdk8s.App();
+    const namespaceChart = new cdk8s.Chart(app, 'MeshServicesNamespace', { disableResourceNameHashes: true });
+    new kplus.Namespace(namespaceChart, 'Namespace', {
+      metadata: { name: namespace, labels: { 'istio-injection': 'disabled', 'app.kubernetes.io/managed-by': 'lambda-mesh' } },
+    });
+    const chart = new cdk8s.Chart(app, 'MeshServices', { namespace, disableResourceNameHashes: true });
+    for (const s of services) {
+      const at = `services[${consul.services.indexOf(s)}]`;
+      const w = s.workload!;
+      const constructId = s.name.split('-').map((p) => p.charAt(0).toUpperCase() + p.slice(1)).join('');
+      let image: string;
+      if (w.sample !== undefined || w.build !== undefined) {
+        const directory = w.sample !== undefined ? sampleServiceContext() : resolveBuildPath(consul.configSource, w.build!);
+        image = new DockerImageAsset(this, `${constructId}Image`, { directory, platform: Platform.LINUX_AMD64 }).imageUri;
+      } else {
+        image = w.image!;
+        if (!image.includes('.dkr.ecr.') && !props.network.serviceEgress) {
+          throw new ConfigError({
+            file: consul.configSource,
+            field: `${at}.workload.image`,
+            given: JSON.stringify(image),
+            expected: "an image in this account's ECR (the nodes run in the service subnets, which have no internet route unless network.serviceEgress is true)",
+          });
+        }
+      }
+      const healthCheckCommand = w.healthCheck?.command ?? (w.sample !== undefined ? ['node', '/app/server.js', 'healthcheck', w.sample] : undefined);
+      const service = withConfigField(consul.configSource, (e) => `${at}.${EKS_FIELDS[e.field] ?? 'workload'}`, () => new MeshKubernetesService(chart, constructId, {
+        service: props.mesh.service(s.name),
+        image,
+        ...(w.sample !== undefined ? { args: [w.sample] } : {}),
+        environment: { PORT: String(s.port), HOST: '127.0.0.1' },
+        user: WORKLOAD_USER,
+        ...(w.count !== undefined ? { replicas: w.count } : {}),
+        ...(w.cpu !== undefined ? { cpuMillis: Math.round((w.cpu * 1000) / 1024) } : {}),
+        ...(w.memoryMiB !== undefined ? { memoryMiB: w.memoryMiB } : {}),
+        ...(healthCheckCommand !== undefined ? { healthCheckCommand } : {}),
+        ...(w.upstreams !== undefined ? { upstreams: w.upstreams } : {}),
+      }));
+      out.set(s.name, service);
+    }
+    const namespaceManifest = this.cluster.addCdk8sChart('MeshServicesNamespace', namespaceChart);
+    const servicesManifest = this.cluster.addCdk8sChart('MeshServices', chart);
+    // The injector's webhook must exist before the first pod, or the pod starts without a sidecar.
+    servicesManifest.node.addDependency(namespaceManifest, installation.chart);
+    return installation;
   }
 
   /**
@@ -249,6 +365,16 @@ export class EksStack extends Stack {
     });
   }
 }
+
+/** Props of MeshKubernetesService, by the config field (under `services[i]`) that sets them. */
+const EKS_FIELDS: Readonly<Record<string, string>> = {
+  image: 'workload.image',
+  replicas: 'workload.count',
+  cpuMillis: 'workload.cpu',
+  memoryMiB: 'workload.memoryMiB',
+  healthCheckCommand: 'workload.healthCheck.command',
+  'service.port': 'port',
+};
 
 /**
  * Acknowledges the findings on CDK's kubectl handler and its provider framework, which run only at deploy time

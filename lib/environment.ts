@@ -146,7 +146,14 @@ export class MeshEnvironment {
         network: this.networkStack.network,
         functions: this.functions,
         config: config.eks,
-        description: `lambda-mesh ${config.name}: EKS cluster, Gloo Edge and its routes to the model functions`,
+        consul: {
+          cluster: this.controlPlaneStack.cluster,
+          gateway: this.controlPlaneStack.gateway,
+          images: this.controlPlaneStack.images,
+          services: config.services,
+          configSource: props.configSource,
+        },
+        description: `lambda-mesh ${config.name}: EKS cluster, Gloo Edge and its routes to the model functions, consul-k8s and the services placed on EKS`,
       });
     }
 

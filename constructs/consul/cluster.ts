@@ -175,6 +175,11 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
    * The load balancer's security group; default port HTTPS 8501. Use {@link allowClientsFrom} to open gRPC too.
    */
   public readonly connections: ec2.Connections;
+  /**
+   * The servers' own security group: the source of the calls the servers make, such as the Kubernetes auth method's
+   * TokenReview calls to an EKS API. Clients reach the servers through {@link connections}, never this.
+   */
+  public readonly serverConnections: ec2.Connections;
   /** The servers' Auto Scaling group. */
   public readonly autoScalingGroup: autoscaling.AutoScalingGroup;
   /** The internal load balancer in front of the servers. */
@@ -363,6 +368,7 @@ export class ConsulServerCluster extends Resource implements IConsulCluster {
       allowAllOutbound: false,
     });
     this.connections = new ec2.Connections({ securityGroups: [lbSg], defaultPort: ec2.Port.tcp(ConsulPorts.HTTPS) });
+    this.serverConnections = serverSg.connections;
     for (const port of [ConsulPorts.HTTPS, ConsulPorts.GRPC_TLS]) {
       serverSg.connections.allowFrom(lbSg, ec2.Port.tcp(port), 'From the load balancer');
     }

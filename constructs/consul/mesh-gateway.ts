@@ -396,7 +396,7 @@ export class MeshGateway extends Resource implements IMeshGateway {
  * ECR's GetAuthorizationToken, which pulling any private ECR image needs, supports no resource-level permissions;
  * with a pull-through cache, the first pull also creates the image's repository under the cache's prefix.
  */
-export function acknowledgeEcrPull(taskDefinition: ecs.TaskDefinition, images: readonly ConsulImageConfig[]): void {
+export function acknowledgeEcrPull(taskDefinition: IConstruct, images: readonly ConsulImageConfig[]): void {
   if (images.some((i) => !i.needsInternet)) {
     Acknowledgements.awsSolutions(taskDefinition, 'IAM5[Resource::*]', 'ecr:GetAuthorizationToken, which pulling from ECR needs, supports no resource-level permissions; the pull actions themselves are scoped to the repositories.');
   }

@@ -3,3 +3,4 @@ export { GlooLambdaFunction, type GlooLambdaFunctionOptions } from './gloo-funct
 export * from './gloo-access';
 export * from './gloo-routes';
 export * from './gloo-install';
+export * from './consul-kubernetes';

@@ -618,6 +618,22 @@ function checkPlacement(config: EnvironmentConfig, s: EnvironmentConfig['service
   if (s.placement === 'eks' && config.eks === undefined) {
     fail(`${at}.placement`, s.placement, 'ecs, ec2 or external: placement eks runs the service on the environment\'s EKS cluster, and this config has no eks section');
   }
+  if (s.placement === 'eks' && config.eks?.existingCluster !== undefined) {
+    fail(`${at}.placement`, s.placement, 'ecs, ec2 or external with eks.existingCluster: Consul on Kubernetes needs the endpoint and CA of a cluster the environment creates (for an existing cluster, use the ConsulKubernetes construct with eks.Cluster.fromClusterAttributes)');
+  }
+  if (s.placement === 'eks') {
+    const consulNamespace = config.eks?.meshServicesNamespace ?? 'lambda-mesh-consul';
+    const istioNamespace = config.kubernetes?.namespace ?? 'lambda-mesh';
+    if (consulNamespace === istioNamespace) {
+      fail(config.eks?.meshServicesNamespace !== undefined ? 'eks.meshServicesNamespace' : 'kubernetes.namespace', consulNamespace, `a namespace other than ${istioNamespace === consulNamespace ? `'${istioNamespace}'` : ''}: the services with placement eks are injected by Consul, kubernetes.namespace by Istio, and a namespace may not be injected by both`);
+    }
+    if (w.cpu !== undefined && (w.cpu < 10 || w.cpu > 65536)) {
+      fail(`${at}.workload.cpu`, w.cpu, 'CPU units from 10 to 65536 (1024 = one vCPU; on EKS the pod gets cpu * 1000 / 1024 millicores)');
+    }
+    if (w.healthCheck?.path !== undefined) {
+      fail(`${at}.workload.healthCheck.path`, w.healthCheck.path, `healthCheck.command for placement eks: the app listens on 127.0.0.1 (only its sidecar reaches it), where kubelet's HTTP probes cannot, e.g. command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:${s.port}${w.healthCheck.path}']`);
+    }
+  }
   if (SIDECAR_PORTS.includes(s.port)) {
     fail(`${at}.port`, s.port, `a port other than ${SIDECAR_PORTS.join(' and ')}, which the service's sidecar takes beside it (its public listener and Envoy's readiness port)`);
   }

@@ -216,6 +216,7 @@ const EKS_SCHEMA = {
     },
     instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: "The nodes' instance type (x86_64). Default: m7i.large." },
     nodes: { type: 'integer', minimum: 2, maximum: 20, description: 'How many nodes. Default: 2.' },
+    meshServicesNamespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', description: "The namespace of the services with placement eks, injected by Consul only. Default: 'lambda-mesh-consul'." },
     gloo: {
       type: 'object',
       description: 'Gloo Edge on the cluster.',

@@ -537,6 +537,14 @@ export interface EksConfig {
   readonly nodes?: number;
 
   /**
+   * The namespace the services with placement `eks` run in. consul-k8s injects its sidecar there and only there;
+   * it must not be the Istio-injected `kubernetes.namespace` (a pod is in one mesh only).
+   *
+   * @default 'lambda-mesh-consul'
+   */
+  readonly meshServicesNamespace?: string;
+
+  /**
    * Gloo Edge on the cluster.
    *
    * @default - Gloo 1.22.1 without function discovery, a route per function version

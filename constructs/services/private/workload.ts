@@ -45,6 +45,13 @@ function findByPath(scope: IConstruct, path: string): IConstruct | undefined {
   return node;
 }
 
+/** The workload construct (ECS, EC2) that runs `name` in the tree of `scope`, or undefined. */
+export function findWorkload(scope: IConstruct, mesh: IMesh, name: string): IMeshWorkload | undefined {
+  const path = mesh.tryFindService(name)?.workloadPath;
+  const found = path === undefined ? undefined : findByPath(scope, path);
+  return isWorkload(found) ? found : undefined;
+}
+
 /**
  * Validates the service of a workload construct and claims it: the service must be of the mesh, declared here,
  * with this placement, and run by no other workload. Returns the resolved service.
