@@ -422,6 +422,8 @@ export function planBConfig(size: PlanSize): EnvironmentConfig {
     port: servicePort(i),
     protocol: 'http',
     localPort: 18080 + i,
+    // Registered by their owners, as plan A's services are: plan B adds no workloads of its own to compare.
+    placement: 'external',
   }));
   const functions = Array.from({ length: size.models }, (_, i) => ({ name: modelName(i), versions: versionNames(size.versions) }));
   const rules = functions.flatMap((f) => services.map((s) => ({ from: f.name, to: s.name, http: { pathPrefix: '/v1/', methods: ['GET'] } })));

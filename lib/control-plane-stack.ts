@@ -93,6 +93,8 @@ export class ControlPlaneStack extends Stack {
         ...(c.gatewayTasks !== undefined ? { desiredCount: c.gatewayTasks } : {}),
         ...(c.devMode !== undefined ? { devMode: c.devMode } : {}),
       });
+      // The gateway's tasks pull their images through the cache: its rule must exist before the first task starts.
+      gateway.node.addDependency(imageCache);
       return { cluster, gateway, authMethod, ecsCluster, imageCache, images };
     });
     this.cluster = parts.cluster;

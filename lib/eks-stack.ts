@@ -30,6 +30,7 @@ import { type IMeshNetwork } from '../constructs/network';
 import { ConfigError, type EksConfig, resolveBuildPath, type ServiceConfig, withConfigField } from './config';
 import { type EnvironmentConsulImages } from './control-plane-stack';
 import { sampleServiceContext } from './sample-services/image';
+import { mapField } from './services-stack';
 
 /** The namespace of the services with placement eks, unless the config names another. */
 export const MESH_SERVICES_NAMESPACE = 'lambda-mesh-consul';
@@ -276,7 +277,8 @@ export class EksStack extends Stack {
         }
       }
       const healthCheckCommand = w.healthCheck?.command ?? (w.sample !== undefined ? ['node', '/app/server.js', 'healthcheck', w.sample] : undefined);
-      const service = withConfigField(consul.configSource, (e) => `${at}.${EKS_FIELDS[e.field] ?? 'workload'}`, () => new MeshKubernetesService(chart, constructId, {
+      const field = (e: { field: string }): string => (EKS_FIELDS[e.field] !== undefined ? `${at}.${EKS_FIELDS[e.field]}` : mapField(at, e.field, consul.services));
+      const service = withConfigField(consul.configSource, field, () => new MeshKubernetesService(chart, constructId, {
         service: props.mesh.service(s.name),
         image,
         ...(w.sample !== undefined ? { args: [w.sample] } : {}),
@@ -289,6 +291,11 @@ export class EksStack extends Stack {
         ...(w.upstreams !== undefined ? { upstreams: w.upstreams } : {}),
       }));
       out.set(s.name, service);
+    }
+    // addCdk8sChart renders the chart without cdk8s's synth, which would run the constructs' validations: run them here.
+    const errors = app.node.findAll().flatMap((c) => c.node.validate());
+    if (errors.length > 0) {
+      throw new Error(`the services placed on EKS do not validate:\n${errors.join('\n')}`);
     }
     const namespaceManifest = this.cluster.addCdk8sChart('MeshServicesNamespace', namespaceChart);
     const servicesManifest = this.cluster.addCdk8sChart('MeshServices', chart);

@@ -165,8 +165,11 @@ export class ServicesStack extends Stack {
   }
 }
 
-/** The config field of a MeshEcsService prop error, under the config entry of the service. */
-function mapField(at: string, field: string, services: readonly ServiceConfig[]): string {
+/**
+ * The config field of a workload construct's prop error (MeshEcsService, MeshEc2Service, MeshExternalService; the
+ * upstream fields of MeshKubernetesService too), under the config entry of the service.
+ */
+export function mapField(at: string, field: string, services: readonly ServiceConfig[]): string {
   const known = FIELDS[field];
   if (known !== undefined) {
     return `${at}.${known}`;

@@ -39,6 +39,7 @@ describe('npm package', () => {
     expect(files).toEqual(expect.arrayContaining([
       'package.json',
       'README.md',
+      'constructs/services/scripts/ec2-sidecar.sh',
       'build/constructs/index.js',
       'build/constructs/index.d.ts',
       'build/constructs/mesh/mesh.d.ts',
@@ -49,7 +50,7 @@ describe('npm package', () => {
       'constructs/function/extension/proxy.go',
     ]));
     expect(files.filter((f) => f.endsWith('_test.go'))).toEqual([]);
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|build\/handlers\/[a-z-]+\/index\.js|constructs\/[^/]+\/README\.md|constructs\/function\/extension\/(go\.mod|[a-z0-9]+\.go))$/.test(f));
+    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|build\/handlers\/[a-z-]+\/index\.js|constructs\/[^/]+\/README\.md|constructs\/function\/extension\/(go\.mod|[a-z0-9]+\.go)|constructs\/services\/scripts\/[a-z0-9-]+\.sh)$/.test(f));
     expect(unexpected).toEqual([]);
   });
 
@@ -81,12 +82,14 @@ describe('npm package', () => {
     const app = consumer('control-plane');
     compileAndRun(app, [
       "import { App, Stack } from 'aws-cdk-lib';",
-      "import { ConsulServerCluster, Mesh, MeshGateway, MeshNetwork } from 'lambda-mesh';",
+      "import { ConsulIamAuthMethod, ConsulServerCluster, Mesh, MeshGateway, MeshNetwork } from 'lambda-mesh';",
       'const app = new App();',
       "const stack = new Stack(app, 'ControlPlane');",
       "const network = new MeshNetwork(stack, 'Network');",
-      "const cluster = new ConsulServerCluster(stack, 'Consul', { mesh: new Mesh(stack, 'Mesh'), network });",
-      "new MeshGateway(stack, 'Gateway', { cluster, network });",
+      "const mesh = new Mesh(stack, 'Mesh');",
+      "const cluster = new ConsulServerCluster(stack, 'Consul', { mesh, network });",
+      "const authMethod = new ConsulIamAuthMethod(stack, 'AuthMethod', { mesh, cluster, network });",
+      "new MeshGateway(stack, 'Gateway', { cluster, network, authMethod });",
       'app.synth();',
     ].join('\n'));
     expect(() => execFileSync('node', ['-e', "require.resolve('esbuild')"], { cwd: app, stdio: 'pipe' })).toThrow();
@@ -95,7 +98,7 @@ describe('npm package', () => {
     expect(handler).toBeDefined();
     const template = JSON.parse(fs.readFileSync(path.join(out, 'ControlPlane.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
     const types = Object.values(template.Resources).map((r) => r.Type);
-    expect(types).toEqual(expect.arrayContaining(['AWS::AutoScaling::AutoScalingGroup', 'Custom::ConsulSecrets', 'AWS::ECS::Service']));
+    expect(types).toEqual(expect.arrayContaining(['AWS::AutoScaling::AutoScalingGroup', 'Custom::ConsulSecrets', 'Custom::ConsulAuthMethod', 'AWS::ECS::Service']));
   }, 120_000);
 
   test('a separate CDK app installs it and the README example compiles and synthesizes against it', () => {

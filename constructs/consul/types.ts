@@ -65,7 +65,7 @@ export class ConsulPorts {
 
 /**
  * The versions lambda-mesh installs unless told otherwise: the newest line that every Consul piece it uses
- * supports together (docs/adr/0011-consul-2-0-line.md). Consul 2.0.3 on the servers; consul-dataplane 2.0.3 (Envoy
+ * supports together (docs/adr/0011-consul-2-0-line-and-upgrade.md). Consul 2.0.3 on the servers; consul-dataplane 2.0.3 (Envoy
  * 1.38), the line HashiCorp supports with Consul 2.0 servers and the one consul-k8s 2.0.3 ships; consul-ecs 0.10.0
  * (mesh-init, health-sync), tested by HashiCorp against Consul 2.0.1 and 1.22.7; the consul-k8s Helm chart 2.0.3,
  * which ships Consul 2.0.3 and consul-dataplane 2.0.3. Consul 2.1 is out, but consul-ecs and consul-k8s do not

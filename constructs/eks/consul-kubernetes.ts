@@ -46,9 +46,10 @@ export interface ConsulKubernetesImages {
  */
 export interface ConsulKubernetesProps {
   /**
-   * The cluster, with a kubectl provider. Its `clusterEndpoint` and `clusterCertificateAuthorityData` must be known
-   * (give them in `fromClusterAttributes` for an imported cluster): the Secrets are written through the API and the
-   * Consul servers verify service account tokens there.
+   * The cluster, with a kubectl provider. Its `clusterEndpoint`, `clusterCertificateAuthorityData` and
+   * `clusterSecurityGroupId` must be known (give them in `fromClusterAttributes` for an imported cluster): the Secrets
+   * are written through the API, the Consul servers verify service account tokens there, and the pods' rules are made
+   * on the cluster security group.
    */
   readonly cluster: eks.ICluster;
   /** The Consul servers the cluster's workloads join (`externalServers`). */
@@ -177,7 +178,8 @@ export class ConsulKubernetes extends Construct {
     }
     this.injectNamespaces = [...props.injectNamespaces];
     this.authMethodName = `${release}-k8s-auth-method`;
-    for (const [field, value] of [['clusterEndpoint', props.cluster.clusterEndpoint], ['clusterCertificateAuthorityData', props.cluster.clusterCertificateAuthorityData]] as const) {
+    for (const field of ['clusterEndpoint', 'clusterCertificateAuthorityData', 'clusterSecurityGroupId'] as const) {
+      const value = clusterAttribute(props.cluster, field);
       if (!value) {
         throwInvalid(this, `cluster.${field}`, value, `the cluster's ${field} (give it to eks.Cluster.fromClusterAttributes for an imported cluster)`);
       }
@@ -389,6 +391,15 @@ export class ConsulKubernetes extends Construct {
 export function bindingRuleSelector(namespaces: readonly string[]): string {
   const inNamespace = namespaces.map((ns) => `serviceaccount.namespace==${ns}`);
   return `serviceaccount.name!=default and ${inNamespace.length === 1 ? inNamespace[0] : `(${inNamespace.join(' or ')})`}`;
+}
+
+/** An attribute of the cluster, or undefined: an imported cluster's getters throw for attributes it was not given. */
+function clusterAttribute(cluster: eks.ICluster, field: 'clusterEndpoint' | 'clusterCertificateAuthorityData' | 'clusterSecurityGroupId'): string | undefined {
+  try {
+    return cluster[field];
+  } catch {
+    return undefined;
+  }
 }
 
 function checkLabel(scope: Construct, field: string, value: string): string {

@@ -173,7 +173,7 @@ export interface ServiceOptions {
   readonly localPort?: number;
   /**
    * Where the service runs: it decides which construct puts it into the mesh (`MeshEcsService`,
-   * `MeshEc2Service`, `ConsulMeshWorkload`) and which Consul auth method its instances log in with.
+   * `MeshEc2Service`, `MeshKubernetesService`) and which Consul auth method its instances log in with.
    * @default ServicePlacement.EXTERNAL - its owner registers it; lambda-mesh gives it a binding rule only
    */
   readonly placement?: ServicePlacement;

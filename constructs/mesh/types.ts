@@ -35,7 +35,7 @@ export enum ServicePlacement {
   ECS = 'ecs',
   /** EC2 instances of an Auto Scaling group: `MeshEc2Service` runs consul-dataplane beside the app; the instance role logs in with the aws-iam auth method. */
   EC2 = 'ec2',
-  /** Pods on EKS: consul-k8s injects the sidecar (`ConsulMeshWorkload`); the pod's ServiceAccount logs in with Consul's Kubernetes auth method. */
+  /** Pods on EKS: consul-k8s injects the sidecar (`MeshKubernetesService`); the pod's ServiceAccount logs in with Consul's Kubernetes auth method. */
   EKS = 'eks',
   /** Registered in Consul by its owner, outside lambda-mesh; lambda-mesh still gives it a binding rule of the aws-iam auth method and security-group hooks. */
   EXTERNAL = 'external',

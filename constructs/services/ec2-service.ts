@@ -140,6 +140,9 @@ export class MeshEc2Service extends Resource implements IMeshWorkload {
     if (props.authMethod.mesh !== props.service.mesh) {
       throwInvalid(this, 'authMethod', props.authMethod.node.path, `the auth method of mesh '${props.service.mesh.meshName}' (it binds mesh '${props.authMethod.mesh.meshName}')`);
     }
+    if (props.healthCheckCommand !== undefined && props.healthCheckCommand.length === 0) {
+      throwInvalid(this, 'healthCheckCommand', props.healthCheckCommand, "a command and its arguments, e.g. ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/health'] (an empty one would always report critical)");
+    }
     if (props.healthCheckPath !== undefined && props.healthCheckCommand !== undefined) {
       throwInvalid(this, 'healthCheckCommand', props.healthCheckCommand, 'at most one of healthCheckPath and healthCheckCommand');
     }
@@ -157,6 +160,16 @@ export class MeshEc2Service extends Resource implements IMeshWorkload {
     for (const name of Object.keys(environment)) {
       if (!ENV_NAME.test(name) || ['PORT', 'HOST'].includes(name) || name.startsWith('MESH_UPSTREAM_')) {
         throwInvalid(this, `environment.${name}`, name, 'a variable name of letters, digits and "_" that lambda-mesh does not set (not PORT, HOST or MESH_UPSTREAM_*)');
+      }
+    }
+    // The user data single-quotes every value in the env file: a quote would end it early.
+    const quotable: Array<[string, string | readonly string[] | undefined]> = [
+      ...Object.entries(environment).map(([name, value]): [string, string] => [`environment.${name}`, value]),
+      ['command', props.command], ['healthCheckPath', props.healthCheckPath], ['healthCheckCommand', props.healthCheckCommand],
+    ];
+    for (const [field, value] of quotable) {
+      if ([value ?? []].flat().some((v) => !Token.isUnresolved(v) && v.includes("'"))) {
+        throwInvalid(this, field, value, 'a value without a single quote (the instance\'s env file single-quotes every value)');
       }
     }
     environment.PORT = String(resolved.port);

@@ -3,7 +3,7 @@ import { ApiObject, Chart, Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
-import { type MeshService, ServicePlacement, ServiceProtocol } from '../mesh';
+import { type MeshService, ServicePlacement } from '../mesh';
 import { checkPinned, claimService, workloadUpstreams } from './private/workload';
 
 /** consul-k8s's pod annotations. */
@@ -146,7 +146,9 @@ export class MeshKubernetesService extends Construct {
         name: 'app',
         image: props.image,
         ...(props.args ? { args: props.args } : {}),
-        portNumber: service.port,
+        // `ports`, not `portNumber`: with `portNumber` cdk8s-plus adds a TCP startup probe on the pod IP, which an app
+        // listening on 127.0.0.1 never answers (kubelet would restart it for ever).
+        ports: [{ number: service.port }],
         envVariables: Object.fromEntries([
           ...Object.entries(props.environment ?? {}),
           ...upstreams.map((u) => [u.environmentVariable, u.url] as const),
@@ -162,7 +164,7 @@ export class MeshKubernetesService extends Construct {
     this.deployment.select(kplus.LabelSelector.of({ labels: { app: service.name } }));
     this.kubernetesService = new kplus.Service(this, 'Service', {
       metadata: { name: service.name, labels },
-      ports: [{ name: service.protocol === ServiceProtocol.TCP ? 'tcp' : 'http', port: service.port, targetPort: service.port }],
+      ports: [{ name: service.protocol, port: service.port, targetPort: service.port }],
       selector: this.deployment,
     });
     this.node.addValidation({ validate: () => this.checkNotIstioInjected() });

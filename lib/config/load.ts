@@ -493,7 +493,7 @@ function checkSemantics(config: EnvironmentConfig, file: string): void {
   // The sidecars run consul-dataplane 2.0, which HashiCorp supports with Consul 2.0 servers only.
   const consulVersion = config.controlPlane?.consulVersion;
   if (consulVersion !== undefined && !/^2\.0\.\d+$/.test(consulVersion)) {
-    fail('controlPlane.consulVersion', consulVersion, "a Consul 2.0 release such as '2.0.3': the mesh gateway and the services' sidecars run consul-dataplane 2.0, which supports Consul 2.0 servers (upgrade from 1.21 or 1.22 straight to 2.0: docs/adr/0011-consul-2-0-line.md)");
+    fail('controlPlane.consulVersion', consulVersion, "a Consul 2.0 release such as '2.0.3': the mesh gateway and the services' sidecars run consul-dataplane 2.0, which supports Consul 2.0 servers (upgrade from 1.21 or 1.22 straight to 2.0: docs/adr/0011-consul-2-0-line-and-upgrade.md)");
   }
 
   const network = config.network ?? {};
@@ -627,8 +627,8 @@ function checkPlacement(config: EnvironmentConfig, s: EnvironmentConfig['service
     if (consulNamespace === istioNamespace) {
       fail(config.eks?.meshServicesNamespace !== undefined ? 'eks.meshServicesNamespace' : 'kubernetes.namespace', consulNamespace, `a namespace other than ${istioNamespace === consulNamespace ? `'${istioNamespace}'` : ''}: the services with placement eks are injected by Consul, kubernetes.namespace by Istio, and a namespace may not be injected by both`);
     }
-    if (w.cpu !== undefined && (w.cpu < 10 || w.cpu > 65536)) {
-      fail(`${at}.workload.cpu`, w.cpu, 'CPU units from 10 to 65536 (1024 = one vCPU; on EKS the pod gets cpu * 1000 / 1024 millicores)');
+    if (w.cpu !== undefined && w.cpu < 10) {
+      fail(`${at}.workload.cpu`, w.cpu, 'CPU units from 10 to 16384 (1024 = one vCPU; on EKS the pod gets cpu * 1000 / 1024 millicores, at least 10)');
     }
     if (w.healthCheck?.path !== undefined) {
       fail(`${at}.workload.healthCheck.path`, w.healthCheck.path, `healthCheck.command for placement eks: the app listens on 127.0.0.1 (only its sidecar reaches it), where kubelet's HTTP probes cannot, e.g. command: [wget, -q, -O, /dev/null, 'http://127.0.0.1:${s.port}${w.healthCheck.path}']`);

@@ -216,7 +216,7 @@ const EKS_SCHEMA = {
     },
     instanceType: { type: 'string', pattern: CONFIG_PATTERNS.instanceType.pattern, description: "The nodes' instance type (x86_64). Default: m7i.large." },
     nodes: { type: 'integer', minimum: 2, maximum: 20, description: 'How many nodes. Default: 2.' },
-    meshServicesNamespace: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$', description: "The namespace of the services with placement eks, injected by Consul only. Default: 'lambda-mesh-consul'." },
+    meshServicesNamespace: { ...DNS_LABEL, description: "The namespace of the services with placement eks, injected by Consul only. Default: 'lambda-mesh-consul'." },
     gloo: {
       type: 'object',
       description: 'Gloo Edge on the cluster.',
@@ -275,7 +275,7 @@ const WORKLOAD_SCHEMA = {
     sample: { type: 'string', enum: SAMPLE_SERVICES, description: 'A sample backend of lambda-mesh.' },
     image: { type: 'string', pattern: CONFIG_PATTERNS.pinnedImage.pattern, description: 'A container image pinned by digest.' },
     build: { type: 'string', minLength: 1, description: 'A directory with a Dockerfile, relative to the config file.' },
-    cpu: { type: 'integer', minimum: 1, maximum: 16384, description: 'Fargate CPU units (ecs) or millicores (eks).' },
+    cpu: { type: 'integer', minimum: 1, maximum: 16384, description: 'CPU units, 1024 = one vCPU: a Fargate size on ecs; on eks the pod gets cpu * 1000 / 1024 millicores. Default: 256.' },
     memoryMiB: { type: 'integer', minimum: 64, maximum: 122880, description: 'Memory in MiB.' },
     count: { type: 'integer', minimum: 1, maximum: 100, description: 'How many instances. Default: 2.' },
     healthCheck: {

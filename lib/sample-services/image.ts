@@ -8,7 +8,7 @@ import { type SampleServiceName } from '../config';
 
 /**
  * The base image of the sample backends: Node.js 24.21.0 on Alpine, the official image's index digest (both
- * architectures), found pinned in two unrelated public repositories (see docs/adr/0011-consul-2-0-line.md).
+ * architectures), found pinned in two unrelated public repositories (see docs/adr/0011-consul-2-0-line-and-upgrade.md).
  */
 export const SAMPLE_BASE_IMAGE = 'node:24.21.0-alpine@sha256:ebfe2f90462722a7a4de65e91990e97fe0d401c70e0e762c5b53302f905ec1c1';
 

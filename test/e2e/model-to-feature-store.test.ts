@@ -38,14 +38,22 @@ const WEIGHTS = [-0.05, 0.3, 0.01, 0.2];
 const BIAS = -1.0;
 
 /** The `service-intentions` entry for feature-store, as lambda-mesh renders it from `config` (MeshIntentions' renderer). */
-function renderedFeatureStoreEntry(config: EnvironmentConfig): IntentionsEntry {
+/** What the renderer makes of `config` for feature-store's sidecar: its own entry and the wildcard destination's. */
+function renderedEntries(config: EnvironmentConfig): { entry: IntentionsEntry; wildcardEntry: IntentionsEntry } {
   const mesh = meshFromConfig(new Stack(new App(), 'Model'), 'Mesh', config, '(test)');
   const entries = renderConfigEntries(mesh.graph(), { catchAllDeny: true, owner: 'lambda-mesh/e2e/Intentions' });
-  const entry = entries.find((e): e is ServiceIntentionsConfigEntry => e.Kind === 'service-intentions' && e.Name === 'feature-store');
-  if (entry === undefined) {
-    throw new Error('no service-intentions entry for feature-store was rendered');
-  }
-  return entry as unknown as IntentionsEntry;
+  const find = (name: string): IntentionsEntry => {
+    const entry = entries.find((e): e is ServiceIntentionsConfigEntry => e.Kind === 'service-intentions' && e.Name === name);
+    if (entry === undefined) {
+      throw new Error(`no service-intentions entry for ${name} was rendered`);
+    }
+    return entry as unknown as IntentionsEntry;
+  };
+  return { entry: find('feature-store'), wildcardEntry: find('*') };
+}
+
+function renderedFeatureStoreEntry(config: EnvironmentConfig): IntentionsEntry {
+  return renderedEntries(config).entry;
 }
 
 /** Runs the real Python handler with `event` and the upstream URL; resolves its response. Async: the stand-ins live in this process. */
@@ -137,7 +145,7 @@ describe('model-a-v1 -> feature-store end to end: real extension, model handler 
       rootsPem: leaf.rootCertPem,
       trustDomain: ca.trustDomain,
       protocol: 'http',
-      entry: renderedFeatureStoreEntry(DEFAULT_CONFIG),
+      ...renderedEntries(DEFAULT_CONFIG),
       upstreamPort: featureStore.port,
     });
     gateway.route(ca.sni('feature-store'), sidecar.port);
@@ -147,7 +155,8 @@ describe('model-a-v1 -> feature-store end to end: real extension, model handler 
     for (const close of closers.splice(0)) {
       await close();
     }
-    sidecar.setEntry(renderedFeatureStoreEntry(DEFAULT_CONFIG));
+    const { entry, wildcardEntry } = renderedEntries(DEFAULT_CONFIG);
+    sidecar.setEntry(entry, wildcardEntry);
   });
 
   afterAll(async () => {
@@ -186,7 +195,8 @@ describe('model-a-v1 -> feature-store end to end: real extension, model handler 
   test('rule removed and re-rendered: the same call that was allowed is refused with 403', async () => {
     const local = await startExtension('model-a-v1');
     const withoutRule: EnvironmentConfig = { ...DEFAULT_CONFIG, rules: DEFAULT_CONFIG.rules.filter((r) => !(r.from === 'model-a' && r.to === 'feature-store')) };
-    sidecar.setEntry(renderedFeatureStoreEntry(withoutRule));
+    const { entry, wildcardEntry } = renderedEntries(withoutRule);
+    sidecar.setEntry(entry, wildcardEntry);
     const reply = await invokeModel({ body: JSON.stringify({ entity_id: 'customer-42' }) }, `http://127.0.0.1:${local}`);
     expect(reply.statusCode).toBe(403);
     expect(reply.body.error).toMatch(/^the mesh refused GET \/features\/customer-42 on the feature store/);

@@ -130,6 +130,20 @@ describe('decideIntention: sources and precedence', () => {
     expect(decideIntention(e, { service: 'stranger' })).toEqual({ allowed: false, action: 'deny', reason: 'no matching source for default/default/stranger: default deny' });
     expect(decideIntention(e, { service: 'stranger' }, get('/'), { defaultAction: 'allow' }).allowed).toBe(true);
   });
+
+  test('the wildcard destination applies only when no source of the exact destination matches', () => {
+    // Precedence: every intention with the exact destination outranks every one with destination '*'.
+    const wildcardDeny = entry([{ Name: '*', Action: 'deny' }], { Name: '*' });
+    const wildcardAllow = entry([{ Name: '*', Action: 'allow' }], { Name: '*' });
+    const e = entry([{ Name: 'web', Action: 'allow' }]);
+    expect(decideIntention(e, web, undefined, { wildcardEntry: wildcardDeny }).allowed).toBe(true);
+    expect(decideIntention(e, { service: 'stranger' }, undefined, { wildcardEntry: wildcardDeny })).toMatchObject({ allowed: false, reason: expect.stringContaining('destination "*"') as string });
+    expect(decideIntention(e, { service: 'stranger' }, undefined, { wildcardEntry: wildcardAllow }).allowed).toBe(true);
+    // An exact L7 source that matches no permission does not fall through to the wildcard destination.
+    const l7 = entry([{ Name: 'web', Permissions: [{ Action: 'allow', HTTP: { PathPrefix: '/a' } }] }]);
+    expect(decideIntention(l7, web, get('/b'), { wildcardEntry: wildcardAllow }).allowed).toBe(false);
+    expect(() => decideIntention(e, { service: 'stranger' }, undefined, { wildcardEntry: entry([]) })).toThrow(/wildcardEntry must be the entry of destination/);
+  });
 });
 
 describe('decideIntention: L4', () => {

@@ -126,6 +126,14 @@ export interface DecideOptions {
    * @default - callers' trust domains are not compared
    */
   readonly trustDomain?: string;
+  /**
+   * The wildcard destination's entry (`Name: "*"`), consulted when no source of `entry` matches: Consul merges the
+   * intentions of the exact destination and of `*` into one list ordered by precedence, in which every intention
+   * with the exact destination (whatever its source) outranks every intention with the wildcard destination.
+   * @default - none: the default action applies when no source of `entry` matches
+   * @see https://developer.hashicorp.com/consul/docs/secure-mesh/intention#precedence-and-match-order
+   */
+  readonly wildcardEntry?: IntentionsEntry;
 }
 
 /** What the sidecar does, and why. */
@@ -177,6 +185,14 @@ export function decideIntention(entry: IntentionsEntry, caller: IntentionCaller,
   const defaultAction = options.defaultAction ?? 'deny';
   const match = applicableSource(entry, caller, options);
   if (match === undefined) {
+    const wildcard = options.wildcardEntry;
+    if (wildcard !== undefined && wildcard !== entry) {
+      if (wildcard.Name !== WILDCARD) {
+        throw new Error(`wildcardEntry must be the entry of destination "*", got ${JSON.stringify(wildcard.Name)}`);
+      }
+      const fallback = decideIntention(wildcard, caller, request, { ...options, wildcardEntry: undefined });
+      return { ...fallback, reason: `no source of ${JSON.stringify(entry.Name)} matches ${describeCaller(caller)}; destination "*": ${fallback.reason}` };
+    }
     return decision(defaultAction, `no matching source for ${describeCaller(caller)}: default ${defaultAction}`);
   }
   const { source, index } = match;

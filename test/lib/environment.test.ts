@@ -54,6 +54,7 @@ describe('MeshEnvironment', () => {
       'lambda-mesh-dev-network',
       'lambda-mesh-dev-control-plane',
       'lambda-mesh-dev-mesh',
+      'lambda-mesh-dev-services',
       'lambda-mesh-dev-function-model-a',
       'lambda-mesh-dev-function-model-b',
       'lambda-mesh-dev-function-model-c',
@@ -66,7 +67,7 @@ describe('MeshEnvironment', () => {
 
   test('without an env section the stacks are environment-agnostic, and the Gloo routes are applied through the cluster only', () => {
     const { env, dist } = environment({ ...DEFAULT_CONFIG, env: undefined, network: { maxAzs: 3 } });
-    expect(env.stacks.map((s) => s.environment)).toEqual(Array(7).fill('aws://unknown-account/unknown-region'));
+    expect(env.stacks.map((s) => s.environment)).toEqual(Array(8).fill('aws://unknown-account/unknown-region'));
     const files = env.writeKubernetes().map((f) => path.basename(f));
     expect(files.some((f) => f.includes('gloo'))).toBe(false);
     expect(fs.existsSync(dist)).toBe(true);
@@ -184,7 +185,7 @@ describe('MeshEnvironment', () => {
     const assembly = app.synth();
     expect(env.functionStacks.size).toBe(60);
     expect(env.functions.size).toBe(120);
-    expect(assembly.stacks).toHaveLength(3 + 60 + 1);
+    expect(assembly.stacks).toHaveLength(4 + 60 + 1);
     const resources = Object.fromEntries(assembly.stacks.map((st) => [st.stackName, Object.keys((st.template as { Resources: object }).Resources).length]));
     expect(Object.entries(resources).filter(([, n]) => n >= 500)).toEqual([]);
     expect(resources['lambda-mesh-dev-function-model-0042']).toBe(10);
@@ -203,7 +204,7 @@ describe('MeshEnvironment', () => {
       expect(layout(after, name)).toEqual(layout(before, name));
     }
     expect(after.functionStacks.get('model-new')!.stackName).toBe('lambda-mesh-dev-function-model-new');
-    expect(after.stacks.map((st) => st.stackName).slice(3, 7)).toEqual(['model-new', 'model-0001', 'model-0002', 'model-0003'].map((f) => `lambda-mesh-dev-function-${f}`));
+    expect(after.stacks.map((st) => st.stackName).slice(4, 8)).toEqual(['model-new', 'model-0001', 'model-0002', 'model-0003'].map((f) => `lambda-mesh-dev-function-${f}`));
   });
 
   test('fails when two versions of a function give one construct id, naming the config field', () => {
@@ -262,7 +263,7 @@ describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
     fs.mkdirSync(path.join(cwd, 'dist'));
     fs.writeFileSync(path.join(cwd, 'dist', 'previous.yaml'), 'kind: Previous\n');
     const bad = path.join(cwd, 'bad.yaml');
-    fs.writeFileSync(bad, 'name: broken\nservices:\n  - name: feature-store\n    port: 8080\nfunctions: []\nrules:\n  - from: model-a\n    to: feature-store\n');
+    fs.writeFileSync(bad, 'name: broken\nservices:\n  - name: feature-store\n    port: 8080\n    placement: external\nfunctions: []\nrules:\n  - from: model-a\n    to: feature-store\n');
     const r = runApp(cwd, { config: bad });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`${bad}: rules[0].from: given "model-a", expected a service, function or function version`);

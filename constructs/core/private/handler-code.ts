@@ -13,6 +13,7 @@ export const HANDLERS: Readonly<Record<string, string>> = {
   'consul-intentions': 'intentions/private/intentions-handler/lambda.ts',
   'identity-registrar': 'intentions/private/registrar-handler/lambda.ts',
   'certificate-rotation': 'intentions/private/rotation-handler/index.ts',
+  'kubernetes-secrets': 'eks/private/kubernetes-secrets-handler/lambda.ts',
 };
 
 /** Where a handler's bundle sits in the published package (`build/handlers/<name>`). */

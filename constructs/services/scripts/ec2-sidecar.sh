@@ -107,6 +107,8 @@ consul_api() {
 # SkipNodeUpdate: a service identity may not change the node). Health starts critical until the first check.
 register() {
   local body="$RUN_DIR/register.json"
+  # The registration starts critical: the next health report goes out whatever the last one said.
+  rm -f "$RUN_DIR/health.state"
   jq -n --arg node "$NODE_NAME" --arg svc "$SERVICE" --arg id "$SERVICE_ID" --arg ip "$PRIVATE_IP" \
     --arg iid "$INSTANCE_ID" --argjson port "$SERVICE_PORT" '{
       Node: $node, SkipNodeUpdate: true,
@@ -123,7 +125,8 @@ register() {
           DestinationServiceName: $svc, DestinationServiceID: $id, LocalServiceAddress: "127.0.0.1", LocalServicePort: $port,
           Upstreams: [$upstreams[] | {DestinationName: .name, LocalBindAddress: "127.0.0.1", LocalBindPort: .localPort}]
         }
-      }
+      },
+      Check: {CheckID: "\($id)-sidecar-proxy:health", Name: "instance health", ServiceID: "\($id)-sidecar-proxy", Status: "critical", Output: "starting"}
     }' >"$body"
   [[ "$(consul_api PUT /v1/catalog/register "$body")" == true ]] || die "registering $SERVICE_ID-sidecar-proxy failed"
   log "registered $SERVICE_ID and its sidecar under node $NODE_NAME"
@@ -153,7 +156,8 @@ start_containers() {
 }
 
 # health: the app (HTTP path, a command in its container, or a TCP connect) and Envoy's readiness; reported only
-# when it changes, as health-sync does on ECS.
+# when it changes, as health-sync does on ECS, on the service and on its sidecar proxy: Consul routes mesh traffic by
+# the proxy's own checks, and a catalog node has no agent to run alias checks.
 app_healthy() {
   if [[ -n "${HEALTH_PATH:-}" ]]; then
     curl -fsS -o /dev/null -m 3 "http://127.0.0.1:$SERVICE_PORT$HEALTH_PATH"
@@ -178,7 +182,10 @@ report_health() {
   fi
   jq -n --arg node "$NODE_NAME" --arg id "$SERVICE_ID" --arg status "$status" --arg output "$output" '{
     Node: $node, SkipNodeUpdate: true,
-    Check: {CheckID: "\($id):health", Name: "instance health", ServiceID: $id, Status: $status, Output: $output}
+    Checks: [
+      {CheckID: "\($id):health", Name: "instance health", ServiceID: $id, Status: $status, Output: $output},
+      {CheckID: "\($id)-sidecar-proxy:health", Name: "instance health", ServiceID: "\($id)-sidecar-proxy", Status: $status, Output: $output}
+    ]
   }' >"$body"
   [[ "$(consul_api PUT /v1/catalog/register "$body")" == true ]] || die "reporting health of $SERVICE_ID failed"
   printf '%s' "$status" >"$state"

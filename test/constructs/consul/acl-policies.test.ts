@@ -69,13 +69,24 @@ describe('ACL policies', () => {
     expect(Object.keys(SCOPED_TOKEN_POLICIES).sort()).toEqual(Object.values(ConsulTokenRole).sort());
   });
 
-  test('no scoped policy can manage ACLs, the cluster, the keyring or KV', () => {
-    for (const policy of Object.values(SCOPED_TOKEN_POLICIES)) {
+  test('no scoped policy can manage the cluster, the keyring or KV; only the two auth-method roles can manage ACLs', () => {
+    // Auth methods and binding rules need `acl = "write"`: Consul has no finer grant for them.
+    const aclManagers = [ConsulTokenRole.WORKLOAD_IDENTITY, ConsulTokenRole.KUBERNETES_ACL_INIT];
+    for (const [role, policy] of Object.entries(SCOPED_TOKEN_POLICIES)) {
       const resources = parseRules(policy.rules).map((r) => r.resource);
-      for (const forbidden of ['acl', 'operator', 'keyring', 'key', 'key_prefix', 'query', 'query_prefix', 'session', 'session_prefix']) {
+      for (const forbidden of ['operator', 'keyring', 'key', 'key_prefix', 'query', 'query_prefix', 'session', 'session_prefix']) {
         expect(resources).not.toContain(forbidden);
       }
+      if (!aclManagers.includes(role as ConsulTokenRole)) {
+        expect(resources).not.toContain('acl');
+      }
     }
+    expect(parseRules(SCOPED_TOKEN_POLICIES[ConsulTokenRole.WORKLOAD_IDENTITY].rules)).toEqual([
+      { resource: 'acl', policy: 'write' },
+      { resource: 'node_prefix', label: 'arn:', policy: 'write' },
+      { resource: 'node_prefix', label: 'lambda-mesh-', policy: 'write' },
+    ]);
+    expect(parseRules(SCOPED_TOKEN_POLICIES[ConsulTokenRole.KUBERNETES_ACL_INIT].rules).map((r) => r.resource)).toEqual(['acl', 'agent_prefix']);
   });
 
   test('agent: the documented agent token policy (node write, service read)', () => {

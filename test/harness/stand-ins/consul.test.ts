@@ -353,6 +353,31 @@ describe('Consul HTTP API stand-in (TLS)', () => {
       ]);
     });
 
+    test('vets a registration as Consul does: node:write only to create or update the node, service:write for the service, its proxy\'s destination and its checks\' services', async () => {
+      standIn.tokens.set('66666666-6666-4666-8666-666666666666', ['service:write:feature-a', 'service:read', 'node:read']);
+      const service = consulClient(standIn.connection('66666666-6666-4666-8666-666666666666'), { retryDelayMs: 1, retries: 1 });
+      const node = { Node: 'lambda-dc1', SkipNodeUpdate: true };
+      // A new node needs node:write, even with SkipNodeUpdate; so does an update of it.
+      await expect(service.put('/v1/catalog/register', { ...node, Service: { ID: 'feature-a', Service: 'feature-a' } })).rejects.toThrow(/lacks permission 'node:write' on "lambda-dc1"/);
+      await consul.put('/v1/catalog/register', { Node: 'lambda-dc1', Address: '127.0.0.1' });
+      await expect(service.put('/v1/catalog/register', { Node: 'lambda-dc1', Address: '10.0.0.9', Service: { ID: 'feature-a', Service: 'feature-a' } })).rejects.toThrow(/lacks permission 'node:write'/);
+      expect(await service.put('/v1/catalog/register', { Node: 'lambda-dc1', Service: { Service: 'feature-a' } })).toMatchObject({ status: 400, body: 'Must provide address if SkipNodeUpdate is not set' });
+
+      // On the existing node, without updating it: its service, its proxy and their checks.
+      const check = { CheckID: 'feature-a:health', Name: 'health', ServiceID: 'feature-a', Status: 'passing' };
+      expect((await service.put('/v1/catalog/register', { ...node, Service: { ID: 'feature-a', Service: 'feature-a' }, Check: { ...check, Status: 'critical' } })).body).toBe(true);
+      expect((await service.put('/v1/catalog/register', { ...node, Check: check })).body).toBe(true);
+      expect((await service.put('/v1/catalog/register', { ...node, Service: { Kind: 'connect-proxy', ID: 'feature-a-sidecar-proxy', Service: 'feature-a-sidecar-proxy', Proxy: { DestinationServiceName: 'feature-a' } } })).body).toBe(true);
+      expect(standIn.state.nodes.get('lambda-dc1')!.address).toBe('127.0.0.1');
+
+      // Not someone else's service, proxy destination, service check or node check.
+      await consul.put('/v1/catalog/register', { ...node, Service: { ID: 'log-service', Service: 'log-service' } });
+      await expect(service.put('/v1/catalog/register', { ...node, Service: { Kind: 'connect-proxy', ID: 'feature-a-proxy-2', Service: 'feature-a-proxy-2', Proxy: { DestinationServiceName: 'log-service' } } })).rejects.toThrow(/lacks permission 'service:write' on "log-service"/);
+      await expect(service.put('/v1/catalog/register', { ...node, Check: { ...check, ServiceID: 'log-service' } })).rejects.toThrow(/lacks permission 'service:write' on "log-service"/);
+      await expect(service.put('/v1/catalog/register', { ...node, Check: { ...check, ServiceID: '' } })).rejects.toThrow(/lacks permission 'node:write' on "lambda-dc1"/);
+      await expect(service.put('/v1/catalog/register', { ...node, Check: { ...check, ServiceID: 'nothing' } })).rejects.toThrow("Unknown service ID 'nothing' for check ID 'feature-a:health'");
+    });
+
     test('an unknown node answers 200 with null, as Consul does', async () => {
       expect(await consul.get('/v1/catalog/node/nothing')).toMatchObject({ status: 200, body: null });
     });
@@ -740,6 +765,25 @@ describe('Consul HTTP API stand-in (TLS)', () => {
       standIn.seedBindingRule({ AuthMethod: 'eks', BindType: 'service', BindName: '${serviceaccount.name}', Selector: 'serviceaccount.namespace == "default" and serviceaccount.name != "vault"' });
       expect(standIn.login('eks', { 'serviceaccount.namespace': 'default', 'serviceaccount.name': 'web' }).ServiceIdentities).toEqual([{ ServiceName: 'web' }]);
       expect(standIn.login('eks', { 'serviceaccount.namespace': 'default', 'serviceaccount.name': 'vault' }).ServiceIdentities).toEqual([]);
+    });
+
+    test('the token is accepted with its service identity\'s rights, and POST /v1/acl/logout deletes it (403 for a token no login issued)', async () => {
+      await consul.put('/v1/catalog/register', { Node: 'lambda-dc1', Address: '127.0.0.1' });
+      const { token } = standIn.login('lambda-mesh', { [`entity_tags.${SERVICE_NAME_TAG}`]: 'feature-store' });
+      const loggedIn = consulClient(standIn.connection(token!.SecretID), { retryDelayMs: 1, retries: 1 });
+      const node = { Node: 'lambda-dc1', SkipNodeUpdate: true };
+      expect((await loggedIn.put('/v1/catalog/register', { ...node, Service: { ID: 'fs-1-sidecar-proxy', Service: 'feature-store-sidecar-proxy', Kind: 'connect-proxy', Proxy: { DestinationServiceName: 'feature-store' } } })).body).toBe(true);
+      await expect(loggedIn.put('/v1/catalog/register', { ...node, Service: { ID: 'log-1', Service: 'log-service' } })).rejects.toThrow(
+        new RegExp(`token with AccessorID '${token!.AccessorID}' lacks permission 'service:write' on "log-service"`));
+      expect((await loggedIn.get('/v1/catalog/node/lambda-dc1')).status).toBe(200);
+
+      const logout = (secret: string): Promise<{ status: number; text: string }> =>
+        rawRequest(standIn, { ca: standIn.caPem, servername: standIn.serverName, method: 'POST', path: '/v1/acl/logout', headers: { 'X-Consul-Token': secret } });
+      expect(await logout(ConsulStandIn.MANAGEMENT_TOKEN)).toEqual({ status: 403, text: 'Permission denied' });
+      expect(await logout(token!.SecretID)).toEqual({ status: 200, text: 'true' });
+      expect(standIn.state.loginTokens.has(token!.AccessorID)).toBe(false);
+      expect(await logout(token!.SecretID)).toEqual({ status: 403, text: 'ACL not found' });
+      await expect(loggedIn.get('/v1/catalog/node/lambda-dc1')).rejects.toThrow(/ACL not found/);
     });
 
     test('fails when the auth method is missing, or when a matching rule yields an invalid name (Consul fails that login)', () => {

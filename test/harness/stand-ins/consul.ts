@@ -6,7 +6,11 @@
  *
  * - `GET  /v1/agent/connect/ca/roots`, `GET /v1/agent/connect/ca/leaf/:service` (real leaf certificates, signed by a
  *   stand-in Connect CA, with the SPIFFE URI SAN `spiffe://<trust domain>/ns/<ns>/dc/<dc>/svc/<service>`)
- * - `PUT  /v1/catalog/register`, `PUT /v1/catalog/deregister`, `GET /v1/catalog/service/:service`
+ * - `PUT  /v1/catalog/register`, `PUT /v1/catalog/deregister`, `GET /v1/catalog/service/:service`; a registration
+ *   is vetted as Consul's vetRegisterWithACL does: `node:write` only when it creates the node or updates it (no
+ *   `SkipNodeUpdate`), `service:write` on the service (and a proxy's destination), on the service of each service
+ *   check and `node:write` for node checks; Address is required unless `SkipNodeUpdate` is set. Checks are vetted,
+ *   not stored.
  * - `PUT  /v1/config[?cas=N]`, `GET /v1/config/:kind/:name`, `DELETE /v1/config/:kind/:name[?cas=N]`: check-and-set
  *   on ModifyIndex (cas=0: create only), answers `true`/`false`; service-intentions are decoded, normalized
  *   (Type, Precedence, source order) and validated as Consul CE does, so wrong field names or limits fail here too.
@@ -23,7 +27,9 @@
  *   - policies and roles: `PUT /v1/acl/policy|role`, `GET|PUT|DELETE /v1/acl/policy|role/:id`,
  *     `GET /v1/acl/policy|role/name/:name`; roles link policies by ID and answer them with their current names.
  *   - {@link ConsulStandIn.login} computes what a login would bind (no HTTP: the stand-in cannot verify AWS or
- *     Kubernetes credentials), and {@link matchesSelector} evaluates a selector against login attributes.
+ *     Kubernetes credentials), and {@link matchesSelector} evaluates a selector against login attributes. The token
+ *     it issues is accepted by the HTTP API with the permissions of its identities (see {@link identityPermissions});
+ *     `POST /v1/acl/logout` deletes it, as Consul does (403 for a token that no login issued).
  *   Where the stand-in is stricter than Consul it says so in its message ("stand-in check"): a selector on a tag not in
  *   IAMEntityTags, or on entity_path/entity_tags without EnableIAMEntityDetails, is refused (Consul accepts it and it
  *   never matches); Config values must have their JSON types (Consul decodes them weakly, e.g. "true" as true).
@@ -609,6 +615,10 @@ export class ConsulStandIn {
       allow(['GET']);
       return { body: this.catalogNode(decodeURIComponent(catalogNode[1]), acl) };
     }
+    if (path === '/v1/acl/logout') {
+      allow(['POST']);
+      return { body: this.logout(token) };
+    }
     if (path.startsWith('/v1/acl/')) {
       const answer = this.routeAcl(method, path, url, acl, body);
       if (answer) {
@@ -647,12 +657,13 @@ export class ConsulStandIn {
 
   /** Resolves the token and returns the check for its permissions. */
   private aclFor(token: string | undefined): AclCheck {
-    const permissions = token === undefined ? [] : this.tokens.get(token);
+    const login = token === undefined || this.tokens.has(token) ? undefined : this.loginTokenBySecret(token);
+    const permissions = token === undefined ? [] : this.tokens.get(token) ?? (login && this.loginTokenPermissions(login));
     if (permissions === undefined) {
       // Consul's answer to a SecretID it does not know.
       throw new HttpError(403, 'ACL not found');
     }
-    const accessor = token === undefined ? '00000000-0000-0000-0000-000000000002' : accessorIdOf(token);
+    const accessor = token === undefined ? '00000000-0000-0000-0000-000000000002' : login?.AccessorID ?? accessorIdOf(token);
     const allows = (resource: ConsulStandInResource, access: 'read' | 'write', name = ''): boolean =>
       permissions.some((p) => {
         if (p === 'management') {
@@ -669,6 +680,29 @@ export class ConsulStandIn {
       }
     };
     return Object.assign(check, { allows });
+  }
+
+  private loginTokenBySecret(secretId: string): ConsulLoginToken | undefined {
+    return [...this.state.loginTokens.values()].find((t) => t.SecretID === secretId);
+  }
+
+  /** The permissions of a login token: its identities', and those of its roles (their policies' rules are not read). */
+  private loginTokenPermissions(token: ConsulLoginToken): ConsulStandInPermission[] {
+    const roles = token.Roles.map((link) => this.state.roles.get(link.ID)).filter((r): r is Record<string, unknown> => r !== undefined);
+    const services = [...token.ServiceIdentities, ...roles.flatMap((r) => (r.ServiceIdentities ?? []) as Array<{ ServiceName: string }>)];
+    const nodes = [...token.NodeIdentities, ...roles.flatMap((r) => (r.NodeIdentities ?? []) as Array<{ NodeName: string }>)];
+    return identityPermissions(services.map((s) => s.ServiceName), nodes.map((n) => n.NodeName));
+  }
+
+  /** `POST /v1/acl/logout` (ACL.Logout): deletes the caller's token if a login issued it. */
+  private logout(token: string | undefined): boolean {
+    const login = token === undefined ? undefined : this.loginTokenBySecret(token);
+    if (login === undefined) {
+      throw new HttpError(403, token === undefined || !this.tokens.has(token) ? 'ACL not found' : 'Permission denied');
+    }
+    this.state.loginTokens.delete(login.AccessorID);
+    ++this.state.index;
+    return true;
   }
 
   private roots(): { body: unknown; index: number } {
@@ -779,14 +813,19 @@ export class ConsulStandIn {
 
   private register(body: Record<string, unknown>, acl: ReturnType<ConsulStandIn['aclFor']>): boolean {
     const node = body.Node;
-    const address = body.Address;
+    const address = typeof body.Address === 'string' ? body.Address : '';
+    const skipNodeUpdate = body.SkipNodeUpdate === true;
     if (typeof node !== 'string' || node === '') {
       throw new HttpError(400, 'Must provide node');
     }
-    if (typeof address !== 'string' || address === '') {
-      throw new HttpError(400, 'Must provide address');
+    if (address === '' && !skipNodeUpdate) {
+      throw new HttpError(400, 'Must provide address if SkipNodeUpdate is not set');
     }
-    acl('node', 'write', node);
+    let entry = this.state.nodes.get(node);
+    // vetRegisterWithACL: node:write only for a request that creates or changes the node (RegisterRequest.ChangesNode).
+    if (!entry || !skipNodeUpdate) {
+      acl('node', 'write', node);
+    }
     const service = body.Service === undefined || body.Service === null ? undefined : asObject(body.Service, 'Service must be an object');
     if (service) {
       const name = service.Service;
@@ -794,9 +833,27 @@ export class ConsulStandIn {
         throw new HttpError(400, 'Must provide service name (Service.Service)');
       }
       acl('service', 'write', name);
+      // Proxies must have write permission on their destination.
+      const proxy = service.Kind === 'connect-proxy' ? asObject(service.Proxy ?? {}, 'Proxy must be an object') : undefined;
+      if (proxy) {
+        acl('service', 'write', typeof proxy.DestinationServiceName === 'string' ? proxy.DestinationServiceName : '');
+      }
+    }
+    const serviceId = service === undefined ? undefined : typeof service.ID === 'string' && service.ID !== '' ? service.ID : String(service.Service);
+    const checks = [body.Check, ...(Array.isArray(body.Checks) ? body.Checks : [])].filter((c) => c !== undefined && c !== null).map((c) => asObject(c, 'Check must be an object'));
+    for (const check of checks) {
+      const checkServiceId = typeof check.ServiceID === 'string' ? check.ServiceID : '';
+      if (checkServiceId === '') {
+        acl('node', 'write', node);
+      } else if (checkServiceId !== serviceId) {
+        const other = entry?.services.get(checkServiceId);
+        if (other === undefined) {
+          throw new HttpError(500, `Unknown service ID '${checkServiceId}' for check ID '${typeof check.CheckID === 'string' ? check.CheckID : ''}'`);
+        }
+        acl('service', 'write', String(other.registration.Service));
+      }
     }
     const index = ++this.state.index;
-    let entry = this.state.nodes.get(node);
     if (!entry) {
       entry = { node, address, registration: stripKeys(body, ['Service', 'Check', 'Checks']), services: new Map(), createIndex: index, modifyIndex: index };
       this.state.nodes.set(node, entry);
@@ -2588,6 +2645,23 @@ function splitPermission(p: string): [string, string, string] {
   const first = p.indexOf(':');
   const second = p.indexOf(':', first + 1);
   return second < 0 ? [p.slice(0, first), p.slice(first + 1), ''] : [p.slice(0, first), p.slice(first + 1, second), p.slice(second + 1)];
+}
+
+/**
+ * What a token with these service and node identities may do, after Consul's synthetic policies: a service identity
+ * writes its service and `<service>-sidecar-proxy` and reads every service and node; a node identity writes its node
+ * and reads every service. The stand-in's rules are prefixes, so `service:write:<name>` is broader than Consul's
+ * exact `service "<name>"` (it also covers `<name>-anything`).
+ */
+export function identityPermissions(services: readonly string[], nodes: readonly string[] = []): ConsulStandInPermission[] {
+  const permissions = new Set<ConsulStandInPermission>();
+  for (const s of services) {
+    permissions.add(`service:write:${s}`).add('service:read').add('node:read');
+  }
+  for (const n of nodes) {
+    permissions.add(`node:write:${n}`).add('service:read');
+  }
+  return [...permissions];
 }
 
 function tokenOf(req: http.IncomingMessage): string | undefined {

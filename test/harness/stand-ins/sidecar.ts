@@ -68,6 +68,11 @@ export interface MeshSidecarOptions {
   readonly protocol: 'http' | 'tcp';
   /** The destination's `service-intentions` entry (its `Name` is the destination's service, or `*`). */
   readonly entry: IntentionsEntry;
+  /**
+   * The wildcard destination's entry (`*`), which applies when no source of `entry` matches (Consul's precedence).
+   * @default - none
+   */
+  readonly wildcardEntry?: IntentionsEntry;
   /** The application's plain-text port on 127.0.0.1. */
   readonly upstreamPort: number;
   /**
@@ -115,6 +120,7 @@ export class MeshSidecarStandIn extends EventEmitter {
   /** The destination's own identity, from `certPem`. */
   public readonly identity: SpiffeServiceId;
   private current: IntentionsEntry;
+  private wildcard: IntentionsEntry | undefined;
   private readonly server: https.Server | tls.Server;
   private readonly sockets = new Set<net.Socket>();
 
@@ -130,6 +136,10 @@ export class MeshSidecarStandIn extends EventEmitter {
     this.identity = own;
     this.check(options.entry);
     this.current = options.entry;
+    if (options.wildcardEntry) {
+      this.check(options.wildcardEntry);
+    }
+    this.wildcard = options.wildcardEntry;
     const tlsOptions: tls.TlsOptions = {
       cert: options.certPem,
       key: options.privateKeyPem,
@@ -160,9 +170,13 @@ export class MeshSidecarStandIn extends EventEmitter {
   }
 
   /** Replaces the entry for every decision from now on, as a new xDS push does. Throws for an entry Consul would not push here. */
-  public setEntry(entry: IntentionsEntry): void {
+  public setEntry(entry: IntentionsEntry, wildcardEntry?: IntentionsEntry): void {
     this.check(entry);
+    if (wildcardEntry) {
+      this.check(wildcardEntry);
+    }
     this.current = entry;
+    this.wildcard = wildcardEntry;
   }
 
   /** Closes the listener and every connection, to clients and to the upstream. */
@@ -204,7 +218,7 @@ export class MeshSidecarStandIn extends EventEmitter {
       const what = caller === undefined ? 'the client certificate has no URI SAN' : `${caller} is not a Connect service identity`;
       recorded = { caller, identity: undefined, ...target, allowed: action === 'allow', reason: `${what}: no source can match: default ${action}` };
     } else {
-      const d = decideIntention(this.current, parsed.id, request, { trustDomain: this.options.trustDomain, defaultAction: this.options.defaultAction ?? 'deny' });
+      const d = decideIntention(this.current, parsed.id, request, { trustDomain: this.options.trustDomain, defaultAction: this.options.defaultAction ?? 'deny', ...(this.wildcard ? { wildcardEntry: this.wildcard } : {}) });
       recorded = { caller, identity: parsed.id, ...target, allowed: d.allowed, reason: d.reason };
     }
     this.decisions.push(recorded);

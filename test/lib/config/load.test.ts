@@ -205,7 +205,7 @@ describe('loadConfigFile', () => {
       base('    port: 8080\n', '    prot: 8080\n    port: 8080\n'),
       'services[0].prot',
       '"prot"',
-      'one of the keys name, port, protocol, localPort, placement, workload, description (did you mean port?)',
+      'one of the keys name, port, protocol, localPort, placement, securityGroupId, workload, description (did you mean port?)',
     );
   });
 
