@@ -65,7 +65,9 @@ export function synthesizeSnapshot(): Snapshot {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-integ-'));
   try {
     // The CLI sets these from the caller's credentials; the snapshot must not depend on them.
-    const { CDK_DEFAULT_ACCOUNT: _account, CDK_DEFAULT_REGION: _region, ...callerEnv } = process.env;
+    const callerEnv = { ...process.env };
+    delete callerEnv.CDK_DEFAULT_ACCOUNT;
+    delete callerEnv.CDK_DEFAULT_REGION;
     const result = spawnSync(path.join(root, 'node_modules', '.bin', 'tsx'), [path.basename(INTEG_TEST_FILE)], {
       cwd: path.dirname(INTEG_TEST_FILE),
       encoding: 'utf8',
@@ -91,7 +93,8 @@ export function snapshotOf(assemblyDir: string): Snapshot {
     if (artifact.type === 'cdk:tree') {
       continue;
     }
-    const { additionalMetadataFile: _metadataFile, ...kept } = artifact;
+    const kept: Artifact = { ...artifact };
+    delete kept.additionalMetadataFile;
     if (kept.metadata) {
       // integ-runner's cleanManifest: the traces name files and lines of the machine that synthesized.
       kept.metadata = Object.fromEntries(Object.entries(kept.metadata).map(([p, entries]) => [p, entries.map(({ type, data }) => ({ type, data }))]));
@@ -105,7 +108,7 @@ export function snapshotOf(assemblyDir: string): Snapshot {
   snapshot.set('manifest.json', { ...manifest, artifacts });
   snapshot.set('integ.json', readJson(path.join(assemblyDir, 'integ.json')));
   snapshot.set('cdk.out', readJson(path.join(assemblyDir, 'cdk.out')));
-  return new Map([...snapshot.entries()].sort(([a], [b]) => a.localeCompare(b)));
+  return new Map([...snapshot.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** Reads the committed snapshot. */
@@ -114,12 +117,13 @@ export function readSnapshot(dir: string = SNAPSHOT_DIR): Snapshot {
   return new Map(files.map((f) => [f, readJson(path.join(dir, f))]));
 }
 
-/** Replaces the snapshot directory with `snapshot`. */
+/** Replaces the snapshot directory with `snapshot`, each file formatted as aws-cdk-lib writes it. */
 export function writeSnapshot(snapshot: Snapshot, dir: string = SNAPSHOT_DIR): void {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
   for (const [file, content] of snapshot) {
-    fs.writeFileSync(path.join(dir, file), `${JSON.stringify(content, undefined, 1)}\n`);
+    const indent = file === 'cdk.out' ? undefined : file.endsWith('.template.json') ? 1 : 2;
+    fs.writeFileSync(path.join(dir, file), JSON.stringify(content, undefined, indent));
   }
 }
 
@@ -130,7 +134,7 @@ function readJson(file: string): unknown {
 interface Artifact {
   readonly type: string;
   readonly properties?: { readonly templateFile?: string; readonly file?: string };
-  readonly additionalMetadataFile?: string;
+  additionalMetadataFile?: string;
   metadata?: Record<string, Array<{ type: string; data?: unknown; trace?: string[] }>>;
 }
 

@@ -47,7 +47,7 @@ function renderedEntries(config: EnvironmentConfig): { entry: IntentionsEntry; w
     if (entry === undefined) {
       throw new Error(`no service-intentions entry for ${name} was rendered`);
     }
-    return entry as unknown as IntentionsEntry;
+    return entry;
   };
   return { entry: find('feature-store'), wildcardEntry: find('*') };
 }

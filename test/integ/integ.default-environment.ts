@@ -5,7 +5,7 @@
  * destroys every stack afterwards.
  *
  * Run it against an AWS account as docs/integration-test.md describes; `npm run integ:snapshot` writes its snapshot
- * (test/integ/integ.default-environment.ts.snapshot/), which test/integ/snapshot.test.ts keeps up to date.
+ * (test/integ/integ.default-environment.ts.snapshot/), which test/integ/snapshot.test.ts checks.
  *
  * @see https://docs.aws.amazon.com/cdk/api/v2/docs/integ-tests-alpha-readme.html
  */

@@ -127,12 +127,15 @@ describe('the Kubernetes secrets handler against the EKS API server stand-in (re
   });
   const remove = (props: Record<string, unknown> = properties(), id: string = physicalId()): CustomResourceEvent => ({ ...common, RequestType: 'Delete', PhysicalResourceId: id, ResourceProperties: props });
 
-  /** Runs the handler as in Lambda (Secrets Manager and credentials from the environment), retries fast. */
+  /**
+   * Runs the handler as in Lambda (Secrets Manager and credentials from the environment), retries fast, 401 and 403
+   * not waited out.
+   */
   const run = (event: CustomResourceEvent, deps: KubernetesSecretsDependencies = {}): ReturnType<typeof handler> =>
-    capture.run(() => handler(event, { retryDelayMs: 5, ...deps }));
+    capture.run(() => handler(event, { retryDelayMs: 5, authWaitMs: 0, ...deps }));
   /** Runs it expecting a failure; returns the error message. */
   const failure = async (event: CustomResourceEvent, deps: KubernetesSecretsDependencies = {}): Promise<string> => {
-    const error = await capture.run(() => handler(event, { retryDelayMs: 5, ...deps }), messageOnly).then(
+    const error = await capture.run(() => handler(event, { retryDelayMs: 5, authWaitMs: 0, ...deps }), messageOnly).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -324,6 +327,23 @@ describe('the Kubernetes secrets handler against the EKS API server stand-in (re
     expect(secrets.requests.filter((r) => r.target.endsWith('GetSecretValue'))).toHaveLength(1);
   });
 
+  test('Delete re-reads when the Secret changed since it was read (preconditions, 409), and leaves it when it is no longer ours', async () => {
+    await run(create());
+    // Before the first DELETE (the CA's): touched, still ours: read again and deleted. Before the third (the token's):
+    // replaced by someone else's Secret of that name: read again and left.
+    kube.interfereBeforeNextWrites(1);
+    kube.interfereBeforeNextWrites(1, () => undefined);
+    kube.interfereBeforeNextWrites(1, ({ namespace, name }, s) => {
+      s.deleteSecret(namespace, name);
+      s.putSecret(namespace, name, { data: { token: SOMEONE_ELSES } });
+    });
+    kube.requests.length = 0;
+    await run(remove());
+    expect(kube.writes().map((r) => `${r.method} ${r.path.split('/').pop()} ${r.status}`)).toEqual([`DELETE ${CA_NAME} 409`, `DELETE ${CA_NAME} 200`, `DELETE ${TOKEN_NAME} 409`]);
+    expect(kube.secret(NAMESPACE, CA_NAME)).toBeUndefined();
+    expect(kube.data(NAMESPACE, TOKEN_NAME)).toEqual({ token: SOMEONE_ELSES });
+  });
+
   test('Delete with properties that do not parse (a failed Create\'s rollback) does nothing', async () => {
     const response = await run(remove({ ...properties(), Namespace: 'Not A Namespace' }, common.RequestId));
     expect(response).toEqual({ PhysicalResourceId: common.RequestId });
@@ -342,6 +362,14 @@ describe('the Kubernetes secrets handler against the EKS API server stand-in (re
     await run(create());
     expect(kube.data(NAMESPACE, CA_NAME)).toEqual({ 'tls.crt': CONSUL_CA_PEM });
     expect(kube.requests.slice(0, 3).map((r) => r.status)).toEqual([503, 429, 404]);
+  });
+
+  test('waits out 401 and 403 for a while (a new access entry takes seconds to apply), then succeeds', async () => {
+    kube.failNext(1, 401, 'Unauthorized');
+    await run(create(), { authWaitMs: 10_000 });
+    expect(kube.requests.map((r) => r.status).slice(0, 2)).toEqual([401, 404]);
+    expect(kube.data(NAMESPACE, TOKEN_NAME)).toEqual({ token: TOKEN });
+    expect(capture.entries()[0]).toMatchObject({ action: 'waiting' });
   });
 
   test('fails when the signature is wrong: 401, and says the role needs an access entry', async () => {

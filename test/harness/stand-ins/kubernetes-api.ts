@@ -405,7 +405,7 @@ export class KubernetesApiStandIn {
         user = identity.arn;
         const failure = this.failures.shift();
         if (failure !== undefined) {
-          throw new StatusError(failure.status, failure.status === 429 ? 'TooManyRequests' : 'ServiceUnavailable', failure.message);
+          throw new StatusError(failure.status, ({ 401: 'Unauthorized', 403: 'Forbidden', 429: 'TooManyRequests' } as Record<number, string>)[failure.status] ?? 'ServiceUnavailable', failure.message);
         }
         [status, answer] = this.serve(method, path, req.headers['content-type'], body, identity);
       } catch (e) {

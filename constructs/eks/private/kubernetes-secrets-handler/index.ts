@@ -8,7 +8,8 @@
  *   and the unpadded base64url of an STS GetCallerIdentity URL presigned (SigV4) with the function's credentials, the
  *   signed header `x-k8s-aws-id` naming the cluster. EKS hands the URL to STS, which checks the signature with the
  *   cluster's name in that header: a token for another cluster is refused. The function's role needs an EKS access
- *   entry that may get, create, update and delete Secrets in the namespace.
+ *   entry that may get, create, update and delete Secrets in the namespace; 401 and 403 are retried for a while (30
+ *   s by default), since a new access entry takes a few seconds to apply, then fail saying so.
  * - TLS: the API server's certificate is verified against the cluster CA given in the properties, and nothing else.
  * - Ownership: every Secret it writes has the label `app.kubernetes.io/managed-by: lambda-mesh` and the annotation
  *   `lambda-mesh.io/owner: <Owner>`. A Secret of a wanted name without this owner's annotation fails the deployment
@@ -94,6 +95,12 @@ export interface KubernetesSecretsDependencies {
    * @default 100
    */
   readonly retryDelayMs?: number;
+  /**
+   * How long 401 Unauthorized and 403 Forbidden are retried (every 2 s, from the first one) before they fail the run:
+   * an EKS access entry created just before this resource can take a few seconds to apply.
+   * @default 30000
+   */
+  readonly authWaitMs?: number;
   /**
    * How long one HTTP request to the API server may take.
    * @default 10000
@@ -229,6 +236,7 @@ interface Resolved {
   readonly now: () => Date;
   readonly retryDelayMs: number;
   readonly timeoutMs: number;
+  readonly authWaitMs: number;
   /** Closes the SDK client's connections, if one was made. */
   readonly close: () => void;
 }
@@ -246,6 +254,7 @@ async function resolve(deps: KubernetesSecretsDependencies): Promise<Resolved> {
     now: deps.now ?? (() => new Date()),
     retryDelayMs: Math.max(0, deps.retryDelayMs ?? 100),
     timeoutMs: Math.max(1, deps.timeoutMs ?? 10_000),
+    authWaitMs: Math.max(0, deps.authWaitMs ?? 30_000),
     close: () => client?.destroy(),
   };
 }
@@ -521,6 +530,8 @@ interface KubernetesClient {
   close(): void;
 }
 
+/** The pause between tries while a 401 or 403 is waited out ({@link KubernetesSecretsDependencies.authWaitMs}). */
+const AUTH_RETRY_DELAY_MS = 2_000;
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH']);
 const NETWORK_ATTEMPTS = 3;
 
@@ -532,6 +543,8 @@ function kubernetesClient(props: KubernetesSecretsProperties, env: Resolved, val
   const redact = (text: string): string => secrets().filter((s) => s.length >= 4).reduce((t, s) => t.split(s).join('[redacted]'), text);
   const describe = (response: KubernetesResponse): string => redact(describeStatus(response));
   const where = `cluster ${props.clusterName}, namespace ${props.namespace}`;
+  /** Until when 401 and 403 are waited out; set at the first one, for the whole run. */
+  let authDeadline: number | undefined;
 
   const request = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<KubernetesResponse> => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -559,6 +572,13 @@ function kubernetesClient(props: KubernetesSecretsProperties, env: Resolved, val
           throw new Error(`Kubernetes ${method} ${path} (${where}) failed: ${code ? `${code}: ` : ''}${message}`, { cause: e });
         }
         lastProblem = `${code}: ${message}`;
+        continue;
+      }
+      if ((response.status === 401 || response.status === 403) && Date.now() < (authDeadline ??= Date.now() + env.authWaitMs)) {
+        // A new access entry (created just before this resource) takes a few seconds to apply: wait for it, bounded.
+        log({ action: 'waiting', reason: `the API server answered ${response.status}: waiting for the function's EKS access entry to take effect` });
+        await sleep(AUTH_RETRY_DELAY_MS);
+        attempt--;
         continue;
       }
       if (response.status === 401) {
