@@ -410,7 +410,12 @@ export const PLAN_B_NAME = 'plan-b';
  */
 export function describePlanBStacks(stackNames: readonly string[]): string {
   const functionPrefix = modelFunctionStackId(PLAN_B_NAME, '');
-  const fixed = [...new Set(stackNames.filter((x) => !x.startsWith(functionPrefix)))].map((x) => `\`${x.replace(`${PLAN_B_NAME}-`, '<name>-')}\``);
+  // In the environment's own order (the assembly lists them in a dependency order, which may differ).
+  const order = ['network', 'control-plane', 'mesh', 'services'].map((x) => `${PLAN_B_NAME}-${x}`);
+  const rank = (x: string): number => (order.includes(x) ? order.indexOf(x) : order.length);
+  const fixed = [...new Set(stackNames.filter((x) => !x.startsWith(functionPrefix)))]
+    .sort((a, b) => rank(a) - rank(b))
+    .map((x) => `\`${x.replace(`${PLAN_B_NAME}-`, '<name>-')}\``);
   const perFunction = stackNames.some((x) => x.startsWith(functionPrefix)) ? [`one \`${modelFunctionStackId('<name>', '<function>')}\` per model function`] : [];
   return [...fixed, ...perFunction].join(', ');
 }
@@ -591,7 +596,10 @@ function report(rows: readonly Row[], totalMs: number, command: string, builtinV
   const bytesPerRule = (biggestB.b.counts.maxTemplateBytes - smallestB.b.counts.maxTemplateBytes) / Math.max(1, biggestB.b.mesh.resolvedRules - smallestB.b.mesh.resolvedRules);
   const rulesAtLimit = smallestB.b.mesh.resolvedRules + (CFN_MAX_TEMPLATE_BYTES - smallestB.b.counts.maxTemplateBytes) / Math.max(bytesPerRule, 1);
   const stacks = describePlanBStacks(rows.flatMap((r) => r.b.stackNames));
-  const stacksAreNPlus3 = rows.every((r) => r.b.counts.stacks === r.size.models + 3 && r.b.stackNames.length === r.b.counts.stacks);
+  // The stacks besides the one per model function (network, control plane, mesh, and services when it holds any).
+  const fixedStacks = [...new Set(rows.flatMap((r) => r.b.stackNames.filter((x) => !x.startsWith(modelFunctionStackId(PLAN_B_NAME, '')))))];
+  const fixedNames = fixedStacks.map((x) => x.replace(`${PLAN_B_NAME}-`, '').replace('-', ' '));
+  const stacksAreNPlusFixed = rows.every((r) => r.b.counts.stacks === r.size.models + fixedStacks.length && r.b.stackNames.length === r.b.counts.stacks);
 
   return `# Plan A versus plan B: security groups counted from synthesized templates
 
@@ -607,7 +615,7 @@ N model functions, each with V versions, call M backend services; every version 
   the matching egress rule on the version's group. One stack in an imported VPC.
 - **Plan B** is lambda-mesh: \`MeshEnvironment\` built from a config with the same functions and services and one
   L7 rule (\`GET /v1/*\`) per function and service, with the repository's cdk.json context. All of its stacks
-  (${stacks}${stacksAreNPlus3 ? ': N + 3 in all' : ''}) are counted.
+  (${stacks}${stacksAreNPlusFixed ? `: N + ${fixedStacks.length} in all` : ''}) are counted.
 
 ## Results
 
@@ -643,7 +651,7 @@ ${meshTable}
   ${distinct(rows.map((r) => r.b.functionGroup.outbound))} outbound rule(s) (the mesh gateway and the VPC endpoints) and ${distinct(rows.map((r) => r.b.functionGroup.inbound))} inbound. The mesh
   gateway reaches the services through one egress rule per service subnet (per availability zone), not per
   service, so M adds no rule either.
-- Plan B's stacks: ${distinct(rows.map((r) => r.b.counts.stacks))}${stacksAreNPlus3 ? ' (N + 3: network, control plane, mesh and one per model function)' : ''}. The most
+- Plan B's stacks: ${distinct(rows.map((r) => r.b.counts.stacks))}${stacksAreNPlusFixed ? ` (N + ${fixedStacks.length}: ${fixedNames.join(', ')} and one per model function)` : ''}. The most
   resources in one of them: ${distinct(rows.map((r) => r.b.counts.maxResourcesInStack))}, ${rows.every((r) => r.b.counts.maxResourcesInStack <= CFN_MAX_RESOURCES) ? 'within CloudFormation\'s 500 at every size' : '**over** CloudFormation\'s 500 at some size'}: a model
   function's versions (5 resources each: the function, its role, two policies, its log group) share a stack only
   with each other.
@@ -688,9 +696,11 @@ ${fixedTable}
 - **Plan B's fixed security-group cost is in its counts**, not left out: the groups in the table above (Consul
   servers and their load balancer, the mesh gateway's load balancer and tasks, the VPC endpoints, the shared
   function group, and the deploy-time functions that run in the VPC). It is the same at every size.
-- **The services' own groups in plan B.** lambda-mesh does not manage them: each service's group must admit the
-  mesh gateway on its port, one inbound rule per service (M in all), written by whoever owns the service. That is
-  the one place where plan B's security-group rules grow with M; they do not grow with N or V.
+- **The services' own groups in plan B.** The services here are \`placement: external\`, as plan A's are
+  registered by their owners, so lambda-mesh does not create their groups: each service's group must admit the mesh
+  gateway on its sidecar port, one inbound rule per service (M in all), written by whoever owns the service. That is
+  the one place where plan B's security-group rules grow with M; they do not grow with N or V. (A service that
+  lambda-mesh runs on ECS, EC2 or EKS gets that rule from the library, in the services stack.)
 - Plan A's functions, roles, and the Lambda Hyperplane network interfaces that each distinct security group adds
   (per subnet): plan A here is security groups and their rules only.
 `;

@@ -45,8 +45,13 @@ export class MeshEnvironment {
   public readonly controlPlaneStack: ControlPlaneStack;
   /** The mesh stack: function identities and intentions, applied to Consul at deploy time. */
   public readonly meshStack: MeshStack;
-  /** The backend services on ECS, in the mesh: the far end of the functions' calls. */
-  public readonly servicesStack: ServicesStack;
+  /**
+   * The backend services that the environment runs on ECS or EC2 (and the security-group hooks of external services
+   * that name their group), in the mesh: the far end of the functions' calls.
+   * @default - none: every service is external without a security group, or on EKS (in the eks stack), so this
+   * stack would be empty, and CloudFormation refuses a template without resources
+   */
+  public readonly servicesStack?: ServicesStack;
   /**
    * The model function stacks, by function name (`model-a`), in the config's order: one stack per function of the
    * config, named `<name>-function-<function>`, with a mesh function per version of it.
@@ -99,7 +104,7 @@ export class MeshEnvironment {
       description: `lambda-mesh ${config.name}: identities and intentions, applied to Consul at deploy time`,
     });
 
-    this.servicesStack = new ServicesStack(app, `${config.name}-services`, {
+    this.servicesStack = !ServicesStack.hostsAny(config.services) ? undefined : new ServicesStack(app, `${config.name}-services`, {
       ...env,
       mesh: this.mesh,
       network: this.networkStack.network,
@@ -132,7 +137,9 @@ export class MeshEnvironment {
       // A function's extension reads its identity bundle at start: the registrar must have written it.
       stack.addStackDependency(this.meshStack, 'the function identities are registered before the functions start');
       // HashiCorp's order: the destination services (and the gateway) are in the mesh before any function calls them.
-      stack.addStackDependency(this.servicesStack, 'the services the functions call are in the mesh before the functions start');
+      if (this.servicesStack !== undefined) {
+        stack.addStackDependency(this.servicesStack, 'the services the functions call are in the mesh before the functions start');
+      }
       functionStacks.set(f.name, stack);
       stack.functions.forEach((fn, identity) => functions.set(identity, fn));
     });
@@ -178,7 +185,7 @@ export class MeshEnvironment {
 
   /** The environment's CloudFormation stacks: network, control plane, mesh, services, the model functions' in config order, eks. */
   public get stacks(): Stack[] {
-    return [this.networkStack, this.controlPlaneStack, this.meshStack, this.servicesStack, ...this.functionStacks.values(), ...(this.eksStack ? [this.eksStack] : [])];
+    return [this.networkStack, this.controlPlaneStack, this.meshStack, ...(this.servicesStack ? [this.servicesStack] : []), ...this.functionStacks.values(), ...(this.eksStack ? [this.eksStack] : [])];
   }
 
   /**

@@ -54,6 +54,15 @@ export class ServicesStack extends Stack {
   /** The EC2 services, by mesh service name. */
   public readonly ec2Services: ReadonlyMap<string, MeshEc2Service>;
 
+  /**
+   * Whether `services` give this stack anything to hold: a service placed on ECS or EC2, or an external one whose
+   * security group it opens. Services on EKS are in the eks stack; external ones without a group have only their
+   * binding rule, in the control plane's auth method.
+   */
+  public static hostsAny(services: readonly ServiceConfig[]): boolean {
+    return services.some((s) => s.placement === 'ecs' || s.placement === 'ec2' || (s.placement === 'external' && s.securityGroupId !== undefined));
+  }
+
   constructor(scope: Construct, id: string, props: ServicesStackProps) {
     super(scope, id, props);
     const ecsServices = new Map<string, MeshEcsService>();

@@ -1,11 +1,15 @@
 // The app's compliance checks, shared by bin/app.ts and the test harness so that tests and `cdk synth`
 // report the same findings.
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
 import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import {
   type App,
   type IPolicyValidationContext,
   type IPolicyValidationPlugin,
   type PolicyValidationPluginReport,
+  type PolicyViolation,
   Validations,
 } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -34,15 +38,31 @@ const registered = new WeakSet<App>();
  * @see https://github.com/cdklabs/cdk-nag#acknowledging-a-rule
  * @see https://github.com/cdklabs/cdk-validator-cfnguard#bundled-control-tower-rules
  */
-export function addComplianceChecks(app: App): void {
+export function addComplianceChecks(app: App, options: ComplianceCheckOptions = {}): void {
   if (registered.has(app)) {
     return;
   }
   registered.add(app);
+  const guard: IPolicyValidationPlugin = new CfnGuardValidator({ controlTowerRulesEnabled: true });
   Validations.of(app).addPlugins(
     new AwsSolutionsChecks(app),
-    new ExplicitSeverityPlugin(new CfnGuardValidator({ controlTowerRulesEnabled: true })),
+    new ExplicitSeverityPlugin(options.guardCacheDir === undefined ? guard : new PerTemplateCachePlugin(guard, options.guardCacheDir)),
   );
+}
+
+/**
+ * Options of {@link addComplianceChecks}.
+ */
+export interface ComplianceCheckOptions {
+  /**
+   * A directory in which cfn-guard's findings are kept per template, keyed by the SHA-256 of the template's bytes,
+   * the cfn-guard binary, every rule file and the plugin's version. cfn-guard then runs once per distinct template,
+   * not once per synth: the test suite synthesizes the same stacks many times, and cfn-guard takes seconds per
+   * template. The findings are what cfn-guard reported for those exact bytes; nothing else is reused.
+   *
+   * @default - no cache: cfn-guard checks every template of every synth (what `cdk synth` does)
+   */
+  readonly guardCacheDir?: string;
 }
 
 /**
@@ -71,5 +91,98 @@ class ExplicitSeverityPlugin implements IPolicyValidationPlugin {
       ...report,
       violations: report.violations.map((violation) => ({ ...violation, severity: violation.severity ?? 'error' })),
     };
+  }
+}
+
+/** The sha256 of everything that decides cfn-guard's findings besides the template: its binary and rules. */
+let guardIdentity: string | undefined;
+
+function cfnGuardIdentity(plugin: IPolicyValidationPlugin): string {
+  if (guardIdentity === undefined) {
+    const root = path.dirname(require.resolve('@cdklabs/cdk-validator-cfnguard/package.json'));
+    const hash = crypto.createHash('sha256').update(`${plugin.name}@${plugin.version ?? '?'}`);
+    const walk = (dir: string): void => {
+      for (const entry of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) {
+          walk(file);
+        } else {
+          hash.update(`\0${path.relative(root, file)}\0`).update(fs.readFileSync(file));
+        }
+      }
+    };
+    walk(path.join(root, 'bin'));
+    walk(path.join(root, 'rules'));
+    guardIdentity = hash.digest('hex');
+  }
+  return guardIdentity;
+}
+
+/**
+ * Runs a template plugin once per template and keeps its findings for each template's bytes (see
+ * {@link ComplianceCheckOptions.guardCacheDir}). A template seen before gets the findings stored for it, with the
+ * template path of this synth.
+ */
+class PerTemplateCachePlugin implements IPolicyValidationPlugin {
+  public readonly name: string;
+  public readonly version?: string;
+  public readonly ruleIds?: string[];
+
+  constructor(private readonly inner: IPolicyValidationPlugin, private readonly cacheDir: string) {
+    this.name = inner.name;
+    this.version = inner.version;
+    this.ruleIds = inner.ruleIds;
+  }
+
+  public validate(context: IPolicyValidationContext): PolicyValidationPluginReport {
+    const identity = cfnGuardIdentity(this.inner);
+    const violations: PolicyViolation[] = [];
+    let success = true;
+    for (const templatePath of context.templatePaths) {
+      const key = crypto.createHash('sha256').update(identity).update('\0').update(fs.readFileSync(templatePath)).digest('hex');
+      const file = path.join(this.cacheDir, `${key}.json`);
+      let report = readCachedReport(file);
+      if (report === undefined) {
+        report = this.inner.validate({
+          ...context,
+          templatePaths: [templatePath],
+          stackTemplates: context.stackTemplates.filter((t) => t.templatePath === templatePath),
+        });
+        writeCachedReport(file, report, templatePath);
+      }
+      success = success && report.success;
+      violations.push(...report.violations.map((v) => ({
+        ...v,
+        violatingResources: v.violatingResources.map((r) => ({ ...r, templatePath: r.templatePath === '' ? templatePath : r.templatePath })),
+      })));
+    }
+    return { success, violations };
+  }
+}
+
+function readCachedReport(file: string): PolicyValidationPluginReport | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as PolicyValidationPluginReport;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stores `report` with this synth's template path blanked, written aside and renamed, so readers never see half. */
+function writeCachedReport(file: string, report: PolicyValidationPluginReport, templatePath: string): void {
+  const stored: PolicyValidationPluginReport = {
+    ...report,
+    violations: report.violations.map((v) => ({
+      ...v,
+      violatingResources: v.violatingResources.map((r) => ({ ...r, templatePath: r.templatePath === templatePath ? '' : r.templatePath })),
+    })),
+  };
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const staging = `${file}.${process.pid}.${crypto.randomUUID()}`;
+    fs.writeFileSync(staging, JSON.stringify(stored));
+    fs.renameSync(staging, file);
+  } catch {
+    // The cache only saves time: a failure to write it changes no finding.
   }
 }

@@ -129,7 +129,7 @@ describe('plan B (lambda-mesh), from synthesized templates', () => {
     },
   );
 
-  test.each([2, 5])('N=%i: all N + 3 stacks are counted, one per model function besides network, control plane and mesh', (models) => {
+  test.each([2, 5])('N=%i: all N + 3 stacks are counted, one per model function besides network, control plane and mesh (external services leave no services stack)', (models) => {
     const { counts, stackNames } = results.get(key(models, 2))!;
     const functionStacks = Array.from({ length: models }, (_, i) => `plan-b-function-model-${String(i + 1).padStart(4, '0')}`);
 

@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { type App } from 'aws-cdk-lib';
 import type {
@@ -45,6 +46,12 @@ export interface ComplianceResult {
 }
 
 /**
+ * cfn-guard's findings per template content, shared by all suites and runs on this machine (lib/validation.ts):
+ * cfn-guard runs once per distinct template instead of once per synth. `LAMBDA_MESH_GUARD_CACHE=off` turns it off.
+ */
+const GUARD_CACHE_DIR = process.env.LAMBDA_MESH_GUARD_CACHE === 'off' ? undefined : path.join(os.tmpdir(), 'lambda-mesh-cfn-guard-findings');
+
+/**
  * Synthesizes `app` with the app's compliance checks and returns the findings, as `cdk synth` reports them.
  *
  * It registers the plugins with the same `addComplianceChecks` as bin/app.ts and reads the validation report
@@ -53,7 +60,7 @@ export interface ComplianceResult {
  * (unacknowledged construct warnings, CloudFormation schema checks).
  */
 export function validateCloudFormation(app: App): ComplianceResult {
-  addComplianceChecks(app);
+  addComplianceChecks(app, { guardCacheDir: GUARD_CACHE_DIR });
   const reportFile = path.join(app.outdir, VALIDATION_REPORT_FILE);
   // A report left by an earlier synth of the same app must not be mistaken for this one.
   fs.rmSync(reportFile, { force: true });

@@ -81,7 +81,7 @@ describe('services placed on EKS (examples/config/eks-services.yaml)', () => {
     expect(helm.map(([, r]) => r.Properties.Release).sort()).toEqual(['consul', 'gloo']);
     expect(helm.find(([, r]) => r.Properties.Release === 'consul')![1].Properties).toMatchObject({ Chart: 'consul', Version: '2.0.3', Namespace: 'consul' });
     t.resourceCountIs('Custom::KubernetesSecrets', 1);
-    expect([...env.servicesStack.ecsServices.keys()]).toEqual(['feature-store', 'log-service']);
+    expect([...env.servicesStack!.ecsServices.keys()]).toEqual(['feature-store', 'log-service']);
     expect([...eksStack.meshServices.keys()]).toEqual(['result-writer']);
     const resultWriter = eksStack.meshServices.get('result-writer')!;
     expect(resultWriter).toBeInstanceOf(MeshKubernetesService);

@@ -62,20 +62,20 @@ function configError(fn: () => unknown): ConfigError {
 describe('ServicesStack', () => {
   describe('the default config', () => {
     const { app, env } = environment(DEFAULT_CONFIG);
-    const t = Template.fromStack(env.servicesStack);
+    const t = Template.fromStack(env.servicesStack!);
 
     test('runs each of the three sample backends as a MeshEcsService, in its own stack between the control plane and the functions', () => {
-      expect(env.servicesStack.stackName).toBe(SERVICES_STACK);
-      expect([...env.servicesStack.ecsServices.keys()]).toEqual(['feature-store', 'log-service', 'result-writer']);
-      for (const svc of env.servicesStack.ecsServices.values()) {
+      expect(env.servicesStack!.stackName).toBe(SERVICES_STACK);
+      expect([...env.servicesStack!.ecsServices.keys()]).toEqual(['feature-store', 'log-service', 'result-writer']);
+      for (const svc of env.servicesStack!.ecsServices.values()) {
         expect(svc).toBeInstanceOf(MeshEcsService);
       }
       t.resourceCountIs('AWS::ECS::Service', 3);
       t.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 2, LaunchType: 'FARGATE' });
       t.hasResourceProperties('AWS::ECS::TaskDefinition', { Cpu: '256', Memory: '1024', RuntimePlatform: { CpuArchitecture: 'X86_64' } });
-      expect(env.servicesStack.dependencies).toContain(env.controlPlaneStack);
+      expect(env.servicesStack!.dependencies).toContain(env.controlPlaneStack);
       for (const stack of env.functionStacks.values()) {
-        expect(stack.dependencies).toContain(env.servicesStack);
+        expect(stack.dependencies).toContain(env.servicesStack!);
       }
     });
 
@@ -119,7 +119,7 @@ describe('ServicesStack', () => {
 
   test('workload.image: a private ECR image by digest, pulled by the execution role, run as a non-root user', () => {
     const { env } = environment(withService(0, { workload: { image: ECR_IMAGE, count: 3, cpu: 512, memoryMiB: 2048, healthCheck: { command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/healthz'] } } }));
-    const t = Template.fromStack(env.servicesStack);
+    const t = Template.fromStack(env.servicesStack!);
     const c = appOf(t, 'FeatureStoreTaskDefinition');
     expect(JSON.stringify(c.Image)).toMatch(/"123456789012\.dkr\.ecr\.us-east-1\.",\{"Ref":"AWS::URLSuffix"\},"\/feature-store@sha256:a{64}"/);
     expect(c.HealthCheck?.Command).toEqual(['CMD', 'wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/healthz']);
@@ -148,7 +148,7 @@ describe('ServicesStack', () => {
     test('builds the directory next to the config file into an image asset', () => {
       const { file, dockerfile } = buildConfig();
       const { app, env } = environment(loadConfigFile(file), file);
-      const t = Template.fromStack(env.servicesStack);
+      const t = Template.fromStack(env.servicesStack!);
       const c = appOf(t, 'FeatureStoreTaskDefinition');
       expect(c.User).toBe('1000');
       expect(envOf(c)).toEqual({ PORT: '8080' });
@@ -171,7 +171,7 @@ describe('ServicesStack', () => {
   test('workload.upstreams: the app gets the upstream\'s local address, and the upstream admits the caller', () => {
     const config = withService(0, { workload: { sample: 'feature-store', upstreams: ['log-service'] } }, { rules: [...DEFAULT_CONFIG.rules, { from: 'feature-store', to: 'log-service' }] });
     const { env } = environment(config);
-    const t = Template.fromStack(env.servicesStack);
+    const t = Template.fromStack(env.servicesStack!);
     expect(envOf(appOf(t, 'FeatureStoreTaskDefinition'))).toMatchObject({ MESH_UPSTREAM_LOG_SERVICE_URL: 'tcp://127.0.0.1:24224' });
     t.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
       FromPort: 20000,
@@ -182,7 +182,7 @@ describe('ServicesStack', () => {
 
   test('a service placed elsewhere gets no ECS service', () => {
     const { env } = environment(withService(2, { placement: 'external', workload: undefined }));
-    expect([...env.servicesStack.ecsServices.keys()]).toEqual(['feature-store', 'log-service']);
+    expect([...env.servicesStack!.ecsServices.keys()]).toEqual(['feature-store', 'log-service']);
   });
 
   describe('construct errors name the config field', () => {
@@ -225,7 +225,7 @@ describe('ServicesStack', () => {
       expect(err.expected).toMatch(/network.serviceEgress/);
       // With egress it is pulled over the NAT path.
       const { env } = environment(withService(0, { workload: { image } }, { network: { ...DEFAULT_CONFIG.network, serviceEgress: true } }));
-      expect(JSON.stringify(appOf(Template.fromStack(env.servicesStack), 'FeatureStoreTaskDefinition').Image)).toContain(image);
+      expect(JSON.stringify(appOf(Template.fromStack(env.servicesStack!), 'FeatureStoreTaskDefinition').Image)).toContain(image);
     });
   });
 });
