@@ -36,6 +36,7 @@
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../../../intentions/private/consul-api';
 import { connectionFromSecrets, consulClient } from '../../../intentions/private/consul-client';
+import { isJsonObject, isZeroValue, type Json, sameConsulJson } from '../../../intentions/private/consul-json';
 import {
   type AuthMethodObjects,
   type ConsulAuthMethodObject,
@@ -65,8 +66,6 @@ export interface AuthMethodData extends Record<string, string> {
   /** What this run found changed by someone else and restored, e.g. `binding rule service:feature-store`; empty when nothing. */
   readonly Drift: string;
 }
-
-type Json = Record<string, unknown>;
 
 /** Handles one lifecycle event. Throws (reported as FAILED) with a message naming the object on any error. */
 export async function handler(event: CustomResourceEvent, deps?: AuthMethodDependencies): Promise<CustomResourceResult<AuthMethodData>> {
@@ -180,7 +179,7 @@ class Run {
     }
     const ours = new Map<string, Json>();
     const previous = new Set<Json>();
-    for (const rule of response.body.filter(isObject)) {
+    for (const rule of response.body.filter(isJsonObject)) {
       const previousKey = this.previousOwner === undefined ? undefined : ruleKeyOf(rule.Description, this.previousOwner);
       const key = ruleKeyOf(rule.Description, this.owner) ?? previousKey;
       if (previousKey !== undefined) {
@@ -231,14 +230,14 @@ class Run {
       log({ action: 'created', object: label, owner: this.owner });
       return;
     }
-    const meta = isObject(current.node.Meta) ? current.node.Meta : {};
+    const meta = isJsonObject(current.node.Meta) ? current.node.Meta : {};
     const previous = this.previousOwner !== undefined && meta['lambda-mesh-owner'] === shortOwnerId(this.previousOwner);
     if (meta['lambda-mesh-owner'] !== shortOwnerId(this.owner) && !previous) {
       throw new Error(
         `${label} is already in the catalog and not lambda-mesh owner ${JSON.stringify(this.owner)}'s (its meta: ${describeBody(meta)}): another tool (a consul-ecs controller?) registers it; remove one of the two`,
       );
     }
-    if (current.node.Address === desired.Address && sameJson(meta, desired.NodeMeta)) {
+    if (current.node.Address === desired.Address && sameConsulJson(meta, desired.NodeMeta)) {
       log({ action: 'unchanged', object: label });
       return;
     }
@@ -285,7 +284,7 @@ async function removeAll(consul: ConsulApi, owner: string, objects: AuthMethodOb
     const listPath = `/v1/acl/binding-rules?authmethod=${encodeURIComponent(method)}`;
     const response = await consul.get(listPath);
     if (response.status === 200 && Array.isArray(response.body)) {
-      for (const rule of response.body.filter(isObject)) {
+      for (const rule of response.body.filter(isJsonObject)) {
         const key = ruleKeyOf(rule.Description, owner);
         if (key !== undefined) {
           const path = `/v1/acl/binding-rule/${encodeURIComponent(idOf(rule, `binding rule ${key}`))}`;
@@ -313,7 +312,7 @@ async function removeAll(consul: ConsulApi, owner: string, objects: AuthMethodOb
   for (const node of objects.nodes.filter((n) => !keptNodes.has(n.Node))) {
     const label = `node ${JSON.stringify(node.Node)}`;
     const current = await readNode(consul, node.Node);
-    const meta = current !== undefined && isObject(current.node.Meta) ? current.node.Meta : {};
+    const meta = current !== undefined && isJsonObject(current.node.Meta) ? current.node.Meta : {};
     if (current === undefined || meta['lambda-mesh-owner'] !== shortOwnerId(owner)) {
       log({ action: 'left', object: label, reason: current === undefined ? 'not found' : 'not this owner\'s' });
       continue;
@@ -348,7 +347,7 @@ async function readOptional(consul: ConsulApi, path: string, label: string): Pro
   if (response.status === 404) {
     return undefined;
   }
-  if (response.status !== 200 || !isObject(response.body)) {
+  if (response.status !== 200 || !isJsonObject(response.body)) {
     throw new Error(`${label}: GET ${path} answered HTTP ${response.status}: ${describeBody(response.body)}`);
   }
   return response.body;
@@ -361,10 +360,10 @@ async function readNode(consul: ConsulApi, node: string): Promise<{ readonly nod
   if (response.status === 404 || (response.status === 200 && (response.body === null || response.body === undefined))) {
     return undefined;
   }
-  if (response.status !== 200 || !isObject(response.body) || !isObject(response.body.Node)) {
+  if (response.status !== 200 || !isJsonObject(response.body) || !isJsonObject(response.body.Node)) {
     throw new Error(`node ${JSON.stringify(node)}: GET ${path} answered HTTP ${response.status}: ${describeBody(response.body)}`);
   }
-  const services = isObject(response.body.Services) ? Object.keys(response.body.Services).length : 0;
+  const services = isJsonObject(response.body.Services) ? Object.keys(response.body.Services).length : 0;
   return { node: response.body.Node, services };
 }
 
@@ -399,29 +398,29 @@ function sameAuthMethod(current: Json, desired: ConsulAuthMethodObject): boolean
     current.Type === desired.Type &&
     current.DisplayName === desired.DisplayName &&
     current.Description === desired.Description &&
-    isZero(current.MaxTokenTTL) &&
-    isZero(current.TokenLocality) &&
-    sameJson(current.Config, desired.Config)
+    isZeroValue(current.MaxTokenTTL) &&
+    isZeroValue(current.TokenLocality) &&
+    sameConsulJson(current.Config, desired.Config)
   );
 }
 
 function samePolicy(current: Json, desired: ConsulPolicyObject): boolean {
-  return current.Description === desired.Description && current.Rules === desired.Rules && isZero(current.Datacenters);
+  return current.Description === desired.Description && current.Rules === desired.Rules && isZeroValue(current.Datacenters);
 }
 
 function sameRole(current: Json, desired: ConsulRoleObject): boolean {
-  const policyNames = Array.isArray(current.Policies) ? current.Policies.filter(isObject).map((p) => p.Name) : [];
-  const identities = Array.isArray(current.ServiceIdentities) ? current.ServiceIdentities.filter(isObject) : [];
+  const policyNames = Array.isArray(current.Policies) ? current.Policies.filter(isJsonObject).map((p) => p.Name) : [];
+  const identities = Array.isArray(current.ServiceIdentities) ? current.ServiceIdentities.filter(isJsonObject) : [];
   return (
     current.Description === desired.Description &&
-    sameJson(policyNames.sort(), desired.Policies.map((p) => p.Name).sort()) &&
-    sameJson(identities.map((i) => ({ ServiceName: i.ServiceName, Datacenters: i.Datacenters })), desired.ServiceIdentities.map((i) => ({ ServiceName: i.ServiceName }))) &&
-    isZero(current.NodeIdentities)
+    sameConsulJson(policyNames.sort(), desired.Policies.map((p) => p.Name).sort()) &&
+    sameConsulJson(identities.map((i) => ({ ServiceName: i.ServiceName, Datacenters: i.Datacenters })), desired.ServiceIdentities.map((i) => ({ ServiceName: i.ServiceName }))) &&
+    isZeroValue(current.NodeIdentities)
   );
 }
 
 function sameRule(current: Json, desired: Json): boolean {
-  return ['Description', 'AuthMethod', 'Selector', 'BindType', 'BindName'].every((k) => (current[k] ?? '') === (desired[k] ?? '')) && isZero(current.BindVars);
+  return ['Description', 'AuthMethod', 'Selector', 'BindType', 'BindName'].every((k) => (current[k] ?? '') === (desired[k] ?? '')) && isZeroValue(current.BindVars);
 }
 
 /** The key of one of `owner`'s binding rules, read from its Description; undefined for anyone else's. */
@@ -433,41 +432,6 @@ function ruleKeyOf(description: unknown, owner: string): string | undefined {
   return match !== null && match[1] === shortOwnerId(owner) ? match[2] : undefined;
 }
 
-/** JSON equality with sorted keys and Go's omitempty zero values left out. */
-function sameJson(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
-}
-
-function canonical(value: unknown): string {
-  const strip = (v: unknown): unknown => {
-    if (Array.isArray(v)) {
-      return v.map(strip);
-    }
-    if (isObject(v)) {
-      const out: Json = {};
-      for (const k of Object.keys(v).sort()) {
-        const s = strip(v[k]);
-        if (!isZero(s)) {
-          out[k] = s;
-        }
-      }
-      return out;
-    }
-    return v;
-  };
-  return JSON.stringify(strip(value)) ?? '';
-}
-
-function isZero(v: unknown): boolean {
-  return (
-    v === undefined || v === null || v === '' || v === false || v === 0 || v === '0s' ||
-    (Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).every((k) => isZero(v[k])))
-  );
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function describeBody(body: unknown): string {
   const text = typeof body === 'string' ? body : JSON.stringify(body) ?? '(empty)';
@@ -493,15 +457,15 @@ export function parseProperties(raw: Readonly<Record<string, unknown>> | undefin
   } catch (e) {
     throw new Error(`Objects is not JSON: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  if (!isObject(parsed) || !isObject(parsed.authMethod)) {
+  if (!isJsonObject(parsed) || !isJsonObject(parsed.authMethod)) {
     throw new Error('Objects must be an object with authMethod, policies, roles, bindingRules and nodes');
   }
   const method = parsed.authMethod;
-  if (typeof method.Name !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(method.Name) || method.Type !== 'aws-iam' || !isObject(method.Config)) {
+  if (typeof method.Name !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(method.Name) || method.Type !== 'aws-iam' || !isJsonObject(method.Config)) {
     throw new Error('Objects.authMethod must be an aws-iam auth method with a Name of letters, digits, - and _ and a Config');
   }
   for (const list of ['policies', 'roles', 'bindingRules', 'nodes'] as const) {
-    if (!Array.isArray(parsed[list]) || !(parsed[list] as unknown[]).every(isObject)) {
+    if (!Array.isArray(parsed[list]) || !(parsed[list] as unknown[]).every(isJsonObject)) {
       throw new Error(`Objects.${list} must be an array of objects`);
     }
   }
@@ -527,7 +491,7 @@ export function parseProperties(raw: Readonly<Record<string, unknown>> | undefin
     throw new Error('Objects.authMethod.Description must end with its owner mark');
   }
   for (const [i, n] of (parsed.nodes as Json[]).entries()) {
-    if (typeof n.Node !== 'string' || n.Node === '' || !isObject(n.NodeMeta) || n.NodeMeta['lambda-mesh-owner'] !== shortOwnerId(owner)) {
+    if (typeof n.Node !== 'string' || n.Node === '' || !isJsonObject(n.NodeMeta) || n.NodeMeta['lambda-mesh-owner'] !== shortOwnerId(owner)) {
       throw new Error(`Objects.nodes[${i}] must have a Node and the owner in NodeMeta`);
     }
   }

@@ -26,6 +26,7 @@ import { gunzipSync } from 'zlib';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../consul-api';
 import { connectionFromSecrets, consulClient } from '../consul-client';
+import { canonicalJson, isJsonObject, isZeroValue, type Json } from '../consul-json';
 import {
   CONFIG_ENTRY_MAX_BYTES,
   type ConsulConfigEntry,
@@ -55,8 +56,6 @@ export interface IntentionsProperties {
   readonly owner: string;
   readonly entries: readonly ConsulConfigEntry[];
 }
-
-type Json = Record<string, unknown>;
 
 /** Handles one lifecycle event. Throws (reported as FAILED) with a message naming the entry on any error. */
 export async function handler(event: CustomResourceEvent, deps?: IntentionsDependencies): Promise<CustomResourceResult<never>> {
@@ -164,7 +163,7 @@ async function read(consul: ConsulApi, path: string): Promise<Current | undefine
   if (response.status === 404) {
     return undefined;
   }
-  if (response.status !== 200 || !isObject(response.body)) {
+  if (response.status !== 200 || !isJsonObject(response.body)) {
     throw new Error(`GET ${path} answered HTTP ${response.status}: ${describeBody(response.body)}`);
   }
   const modifyIndex = response.body.ModifyIndex;
@@ -331,7 +330,7 @@ function planDefaultsRelease(current: Current | undefined, owner: string): Plan 
   }
   // lambda-mesh created it: gone with its last owner, unless someone has since added settings of their own.
   delete next.Protocol;
-  const foreign = Object.entries(next).filter(([k, v]) => !['Kind', 'Name', 'Namespace', 'Partition', 'Meta'].includes(k) && !isEmpty(v));
+  const foreign = Object.entries(next).filter(([k, v]) => !['Kind', 'Name', 'Namespace', 'Partition', 'Meta'].includes(k) && !isZeroValue(v));
   if (foreign.length === 0 && Object.keys(meta).length === 0) {
     return { op: 'delete', cas: current.modifyIndex };
   }
@@ -369,17 +368,17 @@ function omit(obj: Json, keys: readonly string[]): Json {
 }
 
 function sourcesOf(entry: Json): Json[] {
-  return Array.isArray(entry.Sources) ? (entry.Sources as unknown[]).filter(isObject) : [];
+  return Array.isArray(entry.Sources) ? (entry.Sources as unknown[]).filter(isJsonObject) : [];
 }
 
 function metaOf(entry: Json): Record<string, string> {
-  const meta = isObject(entry.Meta) ? entry.Meta : {};
+  const meta = isJsonObject(entry.Meta) ? entry.Meta : {};
   return Object.fromEntries(Object.entries(meta).filter((kv): kv is [string, string] => typeof kv[1] === 'string'));
 }
 
 /** A source's name when it is a plain (not peered, not sameness-group) source, the only kind lambda-mesh writes. */
 function plainName(src: Json): string | undefined {
-  if (typeof src.Name !== 'string' || !isEmpty(src.Peer) || !isEmpty(src.SamenessGroup)) {
+  if (typeof src.Name !== 'string' || !isZeroValue(src.Peer) || !isZeroValue(src.SamenessGroup)) {
     return undefined;
   }
   return src.Name;
@@ -398,7 +397,7 @@ function scopeOf(entry: ConsulConfigEntry | Json): Json {
 
 /** Whether two sources mean the same, as Consul stores them (defaults, read-only fields and empty values aside). */
 function sameSource(a: Json, b: Json, scope: Json): boolean {
-  return canonical(canonicalSource(a, scope)) === canonical(canonicalSource(b, scope));
+  return canonicalJson(canonicalSource(a, scope)) === canonicalJson(canonicalSource(b, scope));
 }
 
 function canonicalSource(src: Json, scope: Json): Json {
@@ -428,44 +427,14 @@ function sameEntry(current: Json, next: Json): boolean {
     if (Array.isArray(e.Sources)) {
       e.Sources = sourcesOf(e)
         .map((s) => canonicalSource(s, scope))
-        .sort((x, y) => (canonical(x) < canonical(y) ? -1 : 1));
+        .sort((x, y) => (canonicalJson(x) < canonicalJson(y) ? -1 : 1));
     }
     return e;
   };
-  return canonical(normalize(current)) === canonical(normalize(next));
+  return canonicalJson(normalize(current)) === canonicalJson(normalize(next));
 }
 
-/** JSON with sorted keys and Go's omitempty zero values (null, '', false, 0, {}, []) left out. */
-function canonical(value: unknown): string {
-  const strip = (v: unknown): unknown => {
-    if (Array.isArray(v)) {
-      return v.map(strip);
-    }
-    if (isObject(v)) {
-      const out: Json = {};
-      for (const k of Object.keys(v).sort()) {
-        const s = strip(v[k]);
-        if (!isEmpty(s)) {
-          out[k] = s;
-        }
-      }
-      return out;
-    }
-    return v;
-  };
-  return JSON.stringify(strip(value)) ?? '';
-}
 
-function isEmpty(v: unknown): boolean {
-  return (
-    v === undefined || v === null || v === '' || v === false || v === 0 ||
-    (Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).every((k) => isEmpty(v[k])))
-  );
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isDefaults(e: ConsulConfigEntry): e is ServiceDefaultsConfigEntry {
   return e.Kind === 'service-defaults';
@@ -519,7 +488,7 @@ export function parseProperties(raw: Readonly<Record<string, unknown>> | undefin
   }
   const seen = new Set<string>();
   const entries = parsed.map((e, i): ConsulConfigEntry => {
-    if (!isObject(e) || typeof e.Name !== 'string' || e.Name === '') {
+    if (!isJsonObject(e) || typeof e.Name !== 'string' || e.Name === '') {
       throw new Error(`Entries[${i}] must be a config entry with a Name`);
     }
     const key = `${String(e.Kind)}/${e.Name}`;
@@ -528,7 +497,7 @@ export function parseProperties(raw: Readonly<Record<string, unknown>> | undefin
     }
     seen.add(key);
     if (e.Kind === 'service-intentions') {
-      if (!Array.isArray(e.Sources) || e.Sources.length === 0 || !e.Sources.every((s) => isObject(s) && typeof s.Name === 'string' && s.Name !== '')) {
+      if (!Array.isArray(e.Sources) || e.Sources.length === 0 || !e.Sources.every((s) => isJsonObject(s) && typeof s.Name === 'string' && s.Name !== '')) {
         throw new Error(`Entries[${i}] (service-intentions ${JSON.stringify(e.Name)}) must have Sources, each with a Name`);
       }
       if (new Set(e.Sources.map((s) => (s as Json).Name)).size !== e.Sources.length) {
