@@ -7,6 +7,7 @@ module.exports = {
     // isolatedModules in tsconfig.json makes ts-jest transpile per file: the type check is `npm run typecheck`.
     '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
+  setupFiles: ['<rootDir>/test/harness/jest-setup.ts'],
   snapshotSerializers: ['<rootDir>/test/harness/snapshot-serializer.ts'],
   testTimeout: 120000,
 };

@@ -6,6 +6,7 @@ import * as path from 'path';
 import { CfnGuardValidator } from '@cdklabs/cdk-validator-cfnguard';
 import {
   type App,
+  CloudFormationValidatePlugin,
   type IPolicyValidationContext,
   type IPolicyValidationPlugin,
   type PolicyValidationPluginReport,
@@ -17,7 +18,8 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 const registered = new WeakSet<App>();
 
 /**
- * Registers the cdk-nag AwsSolutions pack and the cfn-guard Control Tower rules as validation plugins on `app`.
+ * Registers the cdk-nag AwsSolutions pack, the cfn-guard Control Tower rules and aws-cdk-lib's CloudFormation
+ * validation as validation plugins on `app`.
  *
  * Every synth then checks all stacks: `cdk synth` (bin/app.ts) and the test harness
  * (test/harness/cloudformation.ts) call this, so both report the same findings. Calling it again for the
@@ -47,7 +49,19 @@ export function addComplianceChecks(app: App, options: ComplianceCheckOptions = 
   Validations.of(app).addPlugins(
     new AwsSolutionsChecks(app),
     new ExplicitSeverityPlugin(options.guardCacheDir === undefined ? guard : new PerTemplateCachePlugin(guard, options.guardCacheDir)),
+    // aws-cdk-lib's own CloudFormation schema and rule checks, which it runs by default; registered here so that
+    // they run on every compliance-checked synth even where the default is off (`CDK_VALIDATION=false`: the test
+    // suite turns it off for the synths that only assert on templates). One instance for the process, as
+    // aws-cdk-lib's default is: its engine takes seconds to start.
+    cloudFormationValidation(),
   );
+}
+
+let cfnValidatePlugin: CloudFormationValidatePlugin | undefined;
+
+function cloudFormationValidation(): CloudFormationValidatePlugin {
+  cfnValidatePlugin ??= new CloudFormationValidatePlugin();
+  return cfnValidatePlugin;
 }
 
 /**

@@ -161,6 +161,16 @@ describe('validateCloudFormation', () => {
     expect(() => app.synth()).toThrow(/s3_bucket_logging_enabled_check/);
   });
 
+  test('aws-cdk-lib\'s CloudFormation validation reports in compliance-checked synths, though the suite turns its default off', () => {
+    expect(process.env.CDK_VALIDATION).toBe('false');
+    const app = newTestApp();
+    new Stack(app, 'Empty');
+
+    const findings = validateCloudFormation(app).findings.filter((f) => f.plugin === 'CloudFormation Validate');
+    // CloudFormation refuses a template without resources: the engine's F0001.
+    expect(findings.map((f) => f.acknowledgementId)).toEqual(['CloudFormation-Validate::F0001']);
+  });
+
   test('a compliant stack has no findings', () => {
     const app = newTestApp();
     const stack = new Stack(app, 'Compliant');
