@@ -368,7 +368,7 @@ describe('secrets handler bundle', () => {
     // No aws-cdk-lib or other library got pulled in: the handler and its x509 module only.
     await expectSelfContainedBundle(
       'constructs/consul/private/secrets-handler/index.ts',
-      ['constructs/consul/private/secrets-handler/index.ts', 'constructs/consul/private/secrets-handler/x509.ts'],
+      ['constructs/consul/private/secrets-handler/index.ts', 'constructs/consul/private/secrets-handler/x509.ts', 'constructs/core/private/handler-log.ts'],
       ['@aws-sdk/client-secrets-manager'],
     );
   });

@@ -510,7 +510,7 @@ describe('the Kubernetes secrets handler bundle', () => {
   test('esbuild bundles it with only @aws-sdk/* and Node built-ins external, and no CDK code', async () => {
     await expectSelfContainedBundle(
       `constructs/${HANDLERS['kubernetes-secrets']}`,
-      ['constructs/eks/private/kubernetes-secrets-handler/lambda.ts', 'constructs/eks/private/kubernetes-secrets-handler/index.ts', 'constructs/core/private/cfn-response.ts'],
+      ['constructs/eks/private/kubernetes-secrets-handler/lambda.ts', 'constructs/eks/private/kubernetes-secrets-handler/index.ts', 'constructs/core/private/cfn-response.ts', 'constructs/core/private/handler-log.ts'],
       ['@aws-sdk/client-secrets-manager'],
     );
   });

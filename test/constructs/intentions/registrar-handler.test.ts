@@ -378,6 +378,7 @@ describe('identity registrar bundle', () => {
     await expectSelfContainedBundle('constructs/intentions/private/registrar-handler/lambda.ts', [
       'constructs/core/names.ts',
       'constructs/core/private/cfn-response.ts',
+      'constructs/core/private/handler-log.ts',
       'constructs/intentions/private/consul-client.ts',
       'constructs/intentions/private/registrar-handler/index.ts',
       'constructs/intentions/private/registrar-handler/lambda.ts',

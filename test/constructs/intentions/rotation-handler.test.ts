@@ -312,6 +312,7 @@ describe('certificate rotation bundle', () => {
       'constructs/intentions/private/rotation-handler/index.ts',
       [
         'constructs/core/names.ts',
+        'constructs/core/private/handler-log.ts',
         'constructs/intentions/private/consul-client.ts',
         'constructs/intentions/private/registrar-handler/index.ts',
         'constructs/intentions/private/rotation-handler/index.ts',

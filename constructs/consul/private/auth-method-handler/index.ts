@@ -33,6 +33,7 @@
  * @see https://developer.hashicorp.com/consul/api-docs/acl/policies
  * @see https://developer.hashicorp.com/consul/api-docs/catalog
  */
+import { log } from '../../../core/private/handler-log';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../../../intentions/private/consul-api';
 import { connectionFromSecrets, consulClient } from '../../../intentions/private/consul-client';
@@ -432,7 +433,6 @@ function ruleKeyOf(description: unknown, owner: string): string | undefined {
   return match !== null && match[1] === shortOwnerId(owner) ? match[2] : undefined;
 }
 
-
 function describeBody(body: unknown): string {
   const text = typeof body === 'string' ? body : JSON.stringify(body) ?? '(empty)';
   return text.length > 300 ? `${text.slice(0, 300)}...` : text;
@@ -504,10 +504,4 @@ function tryParse(raw: Readonly<Record<string, unknown>> | undefined): AuthMetho
   } catch {
     return undefined;
   }
-}
-
-/** One JSON line per action, for CloudWatch Logs Insights: names and outcomes, never a token. */
-function log(entry: Record<string, string>): void {
-  // eslint-disable-next-line no-console -- runtime Lambda code: stdout is its CloudWatch Logs stream.
-  console.log(JSON.stringify(entry));
 }

@@ -14,6 +14,7 @@
  */
 import * as crypto from 'crypto';
 import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { log } from '../../../core/private/handler-log';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import { createCa, createServerCertificate, ipAddressOctets, recreateCaCertificate, type CertificateAndKey } from './x509';
 
@@ -331,10 +332,4 @@ function secretArn(property: string, value: unknown): string {
     throw new Error(`${property} must be a Secrets Manager secret ARN, got ${JSON.stringify(value)}`);
   }
   return value;
-}
-
-/** One JSON line per action, for CloudWatch Logs Insights. Callers pass names, ARNs and reasons, never values. */
-function log(entry: Record<string, string>): void {
-  // eslint-disable-next-line no-console -- runtime Lambda code: stdout is its CloudWatch Logs stream.
-  console.log(JSON.stringify(entry));
 }

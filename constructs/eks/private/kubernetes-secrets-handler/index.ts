@@ -39,6 +39,7 @@
 import * as crypto from 'crypto';
 import * as https from 'https';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { log } from '../../../core/private/handler-log';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 
 /** The label every Secret this handler writes carries (with {@link MANAGED_BY}). */
@@ -861,10 +862,4 @@ function isObject(v: unknown): v is Json {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** One JSON line per action, for CloudWatch Logs Insights: Secret and key names and outcomes, never a value. */
-function log(entry: Record<string, string>): void {
-  // eslint-disable-next-line no-console -- runtime Lambda code: stdout is its CloudWatch Logs stream.
-  console.log(JSON.stringify(entry));
 }

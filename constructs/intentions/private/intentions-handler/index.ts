@@ -23,6 +23,7 @@
  * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions
  */
 import { gunzipSync } from 'zlib';
+import { log } from '../../../core/private/handler-log';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../consul-api';
 import { connectionFromSecrets, consulClient } from '../consul-client';
@@ -434,8 +435,6 @@ function sameEntry(current: Json, next: Json): boolean {
   return canonicalJson(normalize(current)) === canonicalJson(normalize(next));
 }
 
-
-
 function isDefaults(e: ConsulConfigEntry): e is ServiceDefaultsConfigEntry {
   return e.Kind === 'service-defaults';
 }
@@ -525,10 +524,4 @@ function tryParse(raw: Readonly<Record<string, unknown>> | undefined): Intention
   } catch {
     return undefined;
   }
-}
-
-/** One JSON line per action, for CloudWatch Logs Insights: names and outcomes, never a token. */
-function log(entry: Record<string, string>): void {
-  // eslint-disable-next-line no-console -- runtime Lambda code: stdout is its CloudWatch Logs stream.
-  console.log(JSON.stringify(entry));
 }

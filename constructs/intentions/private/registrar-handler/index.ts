@@ -28,6 +28,7 @@
 import * as crypto from 'crypto';
 import { DeleteParameterCommand, GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DNS_1123_LABEL } from '../../../core/names';
+import { log } from '../../../core/private/handler-log';
 import type { CustomResourceEvent, CustomResourceResult } from '../../../core/private/cfn-response';
 import type { ConsulApi, ConsulResponse } from '../consul-api';
 import { connectionFromSecrets, consulClient } from '../consul-client';
@@ -650,10 +651,4 @@ export function describeError(e: unknown): string {
 
 function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** One JSON line per action, for CloudWatch Logs Insights. Callers pass names, serials and reasons, never PEMs. */
-export function log(entry: Record<string, string | number>): void {
-  // eslint-disable-next-line no-console -- runtime Lambda code: stdout is its CloudWatch Logs stream.
-  console.log(JSON.stringify(entry));
 }

@@ -43,13 +43,13 @@ import {
   fetchRoots,
   formatSerial,
   type IdentityBundle,
-  log,
   newSsmClient,
   parameterName,
   ParameterStore,
   serializeBundle,
   tryParse,
 } from '../registrar-handler';
+import { log } from '../../../core/private/handler-log';
 
 /** The metric names this function publishes. */
 export const METRICS = { secondsToExpiry: 'SecondsToExpiry', rotatedCertificates: 'RotatedCertificates' } as const;
