@@ -338,7 +338,7 @@ export interface MeshCounts {
 
 /** What one plan B synthesis measured. */
 export interface PlanBMeasurement extends Measurement {
-  /** The stacks' names. */
+  /** The stacks' names, in the environment's order (`MeshEnvironment.stacks`). */
   readonly stackNames: string[];
   /** The rules of the security group all mesh functions share. */
   readonly functionGroup: GroupRules;
@@ -404,19 +404,18 @@ export function measurePlanA(size: PlanSize, options: MeasureOptions = {}): Plan
 /** The environment name of plan B: its stacks are `plan-b-network`, ..., `plan-b-function-model-0001`, ... */
 export const PLAN_B_NAME = 'plan-b';
 
+/** Plan B's stacks other than the model functions' (network, control plane, mesh, services when it holds any), once each. */
+export function planBFixedStacks(stackNames: readonly string[]): string[] {
+  return [...new Set(stackNames.filter((x) => !x.startsWith(modelFunctionStackId(PLAN_B_NAME, ''))))];
+}
+
 /**
  * Names plan B's stacks for the report, with `<name>` for the environment name: the fixed stacks one by one, then
  * the model function stacks as one pattern (there is one per model function, hundreds at the large sizes).
  */
 export function describePlanBStacks(stackNames: readonly string[]): string {
-  const functionPrefix = modelFunctionStackId(PLAN_B_NAME, '');
-  // In the environment's own order (the assembly lists them in a dependency order, which may differ).
-  const order = ['network', 'control-plane', 'mesh', 'services'].map((x) => `${PLAN_B_NAME}-${x}`);
-  const rank = (x: string): number => (order.includes(x) ? order.indexOf(x) : order.length);
-  const fixed = [...new Set(stackNames.filter((x) => !x.startsWith(functionPrefix)))]
-    .sort((a, b) => rank(a) - rank(b))
-    .map((x) => `\`${x.replace(`${PLAN_B_NAME}-`, '<name>-')}\``);
-  const perFunction = stackNames.some((x) => x.startsWith(functionPrefix)) ? [`one \`${modelFunctionStackId('<name>', '<function>')}\` per model function`] : [];
+  const fixed = planBFixedStacks(stackNames).map((x) => `\`${x.replace(`${PLAN_B_NAME}-`, '<name>-')}\``);
+  const perFunction = stackNames.some((x) => x.startsWith(modelFunctionStackId(PLAN_B_NAME, ''))) ? [`one \`${modelFunctionStackId('<name>', '<function>')}\` per model function`] : [];
   return [...fixed, ...perFunction].join(', ');
 }
 
@@ -449,11 +448,17 @@ export function measurePlanB(size: PlanSize, options: MeasureOptions = {}): Plan
     const t2 = performance.now();
     const counts = countSecurityGroups(templatesOf(assembly));
     const graph = env.mesh.graph();
+    const stackNames = env.stacks.map((s) => s.stackName);
+    const synthesized = assembly.stacksRecursively.map((s) => s.stackName);
+    if ([...stackNames].sort().join() !== [...synthesized].sort().join()) {
+      throw new Error(`plan B: the environment's stacks (${stackNames.join(', ')}) are not the synthesized ones (${synthesized.join(', ')})`);
+    }
     return {
       counts,
       buildMs: t1 - t0,
       synthMs: t2 - t1,
-      stackNames: assembly.stacksRecursively.map((s) => s.stackName),
+      // In the environment's order, which the report lists; the assembly lists the same stacks in a dependency order.
+      stackNames,
       functionGroup: counts.perGroup.get(groupKeyOf(env.networkStack.network.functionSecurityGroup)) ?? { inbound: 0, outbound: 0 },
       mesh: {
         identities: graph.identities.length,
@@ -596,8 +601,7 @@ function report(rows: readonly Row[], totalMs: number, command: string, builtinV
   const bytesPerRule = (biggestB.b.counts.maxTemplateBytes - smallestB.b.counts.maxTemplateBytes) / Math.max(1, biggestB.b.mesh.resolvedRules - smallestB.b.mesh.resolvedRules);
   const rulesAtLimit = smallestB.b.mesh.resolvedRules + (CFN_MAX_TEMPLATE_BYTES - smallestB.b.counts.maxTemplateBytes) / Math.max(bytesPerRule, 1);
   const stacks = describePlanBStacks(rows.flatMap((r) => r.b.stackNames));
-  // The stacks besides the one per model function (network, control plane, mesh, and services when it holds any).
-  const fixedStacks = [...new Set(rows.flatMap((r) => r.b.stackNames.filter((x) => !x.startsWith(modelFunctionStackId(PLAN_B_NAME, '')))))];
+  const fixedStacks = planBFixedStacks(rows.flatMap((r) => r.b.stackNames));
   const fixedNames = fixedStacks.map((x) => x.replace(`${PLAN_B_NAME}-`, '').replace('-', ' '));
   const stacksAreNPlusFixed = rows.every((r) => r.b.counts.stacks === r.size.models + fixedStacks.length && r.b.stackNames.length === r.b.counts.stacks);
 
