@@ -165,13 +165,18 @@ class PerTemplateCachePlugin implements IPolicyValidationPlugin {
         writeCachedReport(file, report, templatePath);
       }
       success = success && report.success;
-      violations.push(...report.violations.map((v) => ({
-        ...v,
-        violatingResources: v.violatingResources.map((r) => ({ ...r, templatePath: r.templatePath === '' ? templatePath : r.templatePath })),
-      })));
+      violations.push(...withTemplatePath(report.violations, '', templatePath));
     }
     return { success, violations };
   }
+}
+
+/** `violations` with every violating resource's template path `from` changed to `to`. */
+function withTemplatePath(violations: readonly PolicyViolation[], from: string, to: string): PolicyViolation[] {
+  return violations.map((v) => ({
+    ...v,
+    violatingResources: v.violatingResources.map((r) => (r.templatePath === from ? { ...r, templatePath: to } : r)),
+  }));
 }
 
 function readCachedReport(file: string): PolicyValidationPluginReport | undefined {
@@ -184,13 +189,7 @@ function readCachedReport(file: string): PolicyValidationPluginReport | undefine
 
 /** Stores `report` with this synth's template path blanked, written aside and renamed, so readers never see half. */
 function writeCachedReport(file: string, report: PolicyValidationPluginReport, templatePath: string): void {
-  const stored: PolicyValidationPluginReport = {
-    ...report,
-    violations: report.violations.map((v) => ({
-      ...v,
-      violatingResources: v.violatingResources.map((r) => ({ ...r, templatePath: r.templatePath === templatePath ? '' : r.templatePath })),
-    })),
-  };
+  const stored: PolicyValidationPluginReport = { ...report, violations: withTemplatePath(report.violations, templatePath, '') };
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const staging = `${file}.${process.pid}.${crypto.randomUUID()}`;
