@@ -12,7 +12,9 @@ function main(): void {
   const app = new App();
   const { config, source } = resolveConfig(app.node.tryGetContext('config'));
   const environment = new MeshEnvironment(app, { config, configSource: source });
-  addComplianceChecks(app);
+  // LAMBDA_MESH_GUARD_CACHE_DIR (optional): keep cfn-guard's findings per template there, so a synth checks only the
+  // templates that changed (lib/validation.ts). The test suite shares its cache with this app through it.
+  addComplianceChecks(app, { guardCacheDir: process.env.LAMBDA_MESH_GUARD_CACHE_DIR || undefined });
 
   // CloudFormation first: a validation finding stops here, before any Kubernetes file is written.
   const assembly = app.synth();

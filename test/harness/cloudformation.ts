@@ -49,7 +49,7 @@ export interface ComplianceResult {
  * cfn-guard's findings per template content, shared by all suites and runs on this machine (lib/validation.ts):
  * cfn-guard runs once per distinct template instead of once per synth. `LAMBDA_MESH_GUARD_CACHE=off` turns it off.
  */
-const GUARD_CACHE_DIR = process.env.LAMBDA_MESH_GUARD_CACHE === 'off' ? undefined : path.join(os.tmpdir(), 'lambda-mesh-cfn-guard-findings');
+export const GUARD_CACHE_DIR = process.env.LAMBDA_MESH_GUARD_CACHE === 'off' ? undefined : path.join(os.tmpdir(), 'lambda-mesh-cfn-guard-findings');
 
 /**
  * Synthesizes `app` with the app's compliance checks and returns the findings, as `cdk synth` reports them.
@@ -77,7 +77,14 @@ export function validateCloudFormation(app: App): ComplianceResult {
   if (!fs.existsSync(reportFile)) {
     throw new Error(`synth wrote no validation report at ${reportFile}: were the validation plugins skipped?`);
   }
-  const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as PolicyValidationReportJson;
+  return complianceResultOf(app.outdir);
+}
+
+/**
+ * The findings in the validation report of the cloud assembly in `assemblyDir`, such as the one `cdk synth` wrote.
+ */
+export function complianceResultOf(assemblyDir: string): ComplianceResult {
+  const report = JSON.parse(fs.readFileSync(path.join(assemblyDir, VALIDATION_REPORT_FILE), 'utf8')) as PolicyValidationReportJson;
   return toComplianceResult(report);
 }
 

@@ -7,13 +7,22 @@ import * as YAML from 'yaml';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { ConfigError, DEFAULT_CONFIG, type EnvironmentConfig, loadConfigFile, validateConfig } from '../../lib/config';
 import { MeshEnvironment } from '../../lib/environment';
-import { expectValidManifests, formatFindings, newTestApp, validateCloudFormation } from '../harness';
+import {
+  complianceResultOf, expectMatchesFileSnapshot, expectValidManifests, formatFindings, GUARD_CACHE_DIR, newTestApp, validateCloudFormation,
+} from '../harness';
 import { thrownBy } from '../util';
 
 const root = path.resolve(__dirname, '..', '..');
 
 /** The default environment's Kubernetes charts in dist/, numbered in the order they are applied (lib/kubernetes.ts). */
 const KUBERNETES_FILES = ['0000-lambda-mesh-dev-namespaces.yaml', '0001-lambda-mesh-dev-observability.yaml', '0002-lambda-mesh-dev-platform.yaml', '0003-lambda-mesh-dev-gloo-routes.yaml'];
+
+/** The default environment's stacks, in the order the environment creates them. */
+const DEFAULT_STACKS = ['network', 'control-plane', 'mesh', 'services', 'function-model-a', 'function-model-b', 'function-model-c', 'eks']
+  .map((s) => `lambda-mesh-dev-${s}`);
+
+/** One snapshot file per stack of the default environment. */
+const SNAPSHOTS = path.join(__dirname, '__snapshots__', 'default-environment');
 
 function tempDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-env-'));
@@ -36,30 +45,21 @@ function environment(config: EnvironmentConfig = DEFAULT_CONFIG): { app: ReturnT
   return { app, env, dist };
 }
 
-describe('MeshEnvironment', () => {
-  test('the default environment has no unacknowledged cdk-nag or cfn-guard finding, and every acknowledgement has a reason', () => {
-    const { app } = environment();
-    const result = validateCloudFormation(app);
-    if (result.findings.length > 0) {
-      throw new Error(`unacknowledged findings:\n${formatFindings(result.findings)}`);
-    }
-    for (const ack of result.acknowledged) {
-      expect(ack.reason?.length ?? 0).toBeGreaterThan(40);
-    }
-  });
+let shared: ReturnType<typeof environment> | undefined;
 
+/**
+ * The default environment, synthesized once for the tests that only read it (a synth takes seconds). Tests that
+ * change the config, or write into the environment's output, build their own with {@link environment}.
+ */
+function defaultEnvironment(): ReturnType<typeof environment> {
+  shared ??= environment();
+  return shared;
+}
+
+describe('MeshEnvironment', () => {
   test('stacks are named after the environment; the default fixes the region only', () => {
-    const { env } = environment();
-    expect(env.stacks.map((s) => s.stackName)).toEqual([
-      'lambda-mesh-dev-network',
-      'lambda-mesh-dev-control-plane',
-      'lambda-mesh-dev-mesh',
-      'lambda-mesh-dev-services',
-      'lambda-mesh-dev-function-model-a',
-      'lambda-mesh-dev-function-model-b',
-      'lambda-mesh-dev-function-model-c',
-      'lambda-mesh-dev-eks',
-    ]);
+    const { env } = defaultEnvironment();
+    expect(env.stacks.map((s) => s.stackName)).toEqual(DEFAULT_STACKS);
     expect(env.stacks.map((s) => s.node.id)).toEqual(env.stacks.map((s) => s.stackName));
     expect(env.networkStack.templateFile).toBe('lambda-mesh-dev-network.template.json');
     expect(env.networkStack.environment).toBe('aws://unknown-account/us-east-1');
@@ -85,9 +85,9 @@ describe('MeshEnvironment', () => {
     t.hasResourceProperties('AWS::EC2::Subnet', { AvailabilityZone: 'eu-west-1c' });
   });
 
-  test('the whole environment matches its snapshot (asset hashes normalised)', () => {
-    const { env } = environment();
-    expect(Object.fromEntries(env.stacks.map((s) => [s.stackName, Template.fromStack(s).toJSON()]))).toMatchSnapshot();
+  test.each(DEFAULT_STACKS)('stack %s matches its snapshot file (asset hashes normalised)', (stackName) => {
+    const stack = defaultEnvironment().env.stacks.find((s) => s.stackName === stackName)!;
+    expectMatchesFileSnapshot(path.join(SNAPSHOTS, `${stackName}.template.json`), Template.fromStack(stack).toJSON());
   });
 
   test('the control plane follows the config: servers, version, instance type, gateway tasks', () => {
@@ -127,7 +127,7 @@ describe('MeshEnvironment', () => {
   });
 
   test('the mesh gateway service starts only after the servers have signalled', () => {
-    const { env } = environment();
+    const { env } = defaultEnvironment();
     const t = Template.fromStack(env.controlPlaneStack);
     const service = Object.values(t.findResources('AWS::ECS::Service'))[0] as { DependsOn?: string[] };
     const asg = Object.keys(t.findResources('AWS::AutoScaling::AutoScalingGroup'))[0];
@@ -136,7 +136,7 @@ describe('MeshEnvironment', () => {
   });
 
   test('the mesh stack carries an intention for every rule of the default config and registers every function version', () => {
-    const { env } = environment();
+    const { env } = defaultEnvironment();
     const t = Template.fromStack(env.meshStack);
     const gz = (Object.values(t.findResources('Custom::ConsulIntentions'))[0].Properties as { EntriesGzip: string }).EntriesGzip;
     const entries = JSON.parse(gunzipSync(Buffer.from(gz, 'base64')).toString()) as Array<{ Kind: string; Name: string; Sources?: Array<{ Name: string }> }>;
@@ -152,7 +152,7 @@ describe('MeshEnvironment', () => {
   });
 
   test('each model function has its own stack, after the mesh stack, running every version as a MeshFunction of lib/model-handler', () => {
-    const { env } = environment();
+    const { env } = defaultEnvironment();
     expect([...env.functionStacks.keys()]).toEqual(['model-a', 'model-b', 'model-c']);
     expect([...env.functions.keys()]).toEqual(['model-a-v1', 'model-a-v2', 'model-b-v1', 'model-c-v1']);
     const versions = Object.fromEntries([...env.functionStacks].map(([name, stack]) => [name, [...stack.functions.keys()]]));
@@ -241,12 +241,18 @@ describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
     const r = spawnSync(tsx, [app], {
       cwd,
       encoding: 'utf8',
-      env: { ...process.env, CDK_OUTDIR: path.join(cwd, 'cdk.out'), CDK_CONTEXT_JSON: JSON.stringify({ ...context0.context, ...context }) },
+      env: {
+        ...process.env,
+        CDK_OUTDIR: path.join(cwd, 'cdk.out'),
+        CDK_CONTEXT_JSON: JSON.stringify({ ...context0.context, ...context }),
+        // The suite's cfn-guard findings per template (the same for the same bytes): see bin/app.ts.
+        ...(GUARD_CACHE_DIR !== undefined ? { LAMBDA_MESH_GUARD_CACHE_DIR: GUARD_CACHE_DIR } : {}),
+      },
     });
     return { status: r.status, stderr: r.stderr };
   }
 
-  test('synthesizes the default environment: templates, the Kubernetes charts in dist/ and a summary', () => {
+  test('synthesizes the default environment: templates, the Kubernetes charts in dist/, a summary, and no unacknowledged finding', () => {
     const cwd = tempDir();
     const r = runApp(cwd, {});
     // The one thing the app says on its own: that it bundles the secrets generator (esbuild, no Docker).
@@ -256,7 +262,17 @@ describe('bin/app.ts (the main job, as `cdk synth` runs it)', () => {
     expect(fs.readdirSync(path.join(cwd, 'dist'))).toEqual(KUBERNETES_FILES);
     const summary = JSON.parse(fs.readFileSync(path.join(cwd, 'cdk.out', 'lambda-mesh-summary.json'), 'utf8')) as { mesh: { rules: string[] } };
     expect(summary.mesh.rules).toContain('model-a-v2 -> feature-store: allow GET /features*');
-  }, 60_000);
+    // The compliance checks ran on every stack: no unacknowledged cdk-nag, cfn-guard or construct finding (warnings
+    // included), and every acknowledgement gives its reason.
+    const result = complianceResultOf(path.join(cwd, 'cdk.out'));
+    if (result.findings.length > 0) {
+      throw new Error(`unacknowledged findings:\n${formatFindings(result.findings)}`);
+    }
+    expect([...new Set(result.acknowledged.map((a) => a.plugin))]).toEqual(expect.arrayContaining(['AwsSolutions', 'cdk-validator-cfnguard']));
+    for (const ack of result.acknowledged) {
+      expect(ack.reason?.length ?? 0).toBeGreaterThan(40);
+    }
+  }, 120_000);
 
   test('fails when the config file is bad, naming file and field, and writes no Kubernetes output', () => {
     const cwd = tempDir();
@@ -277,7 +293,7 @@ describe('MeshEnvironment with the eks section', () => {
 
   test('the default config has it: a private 1.35 cluster with encrypted secrets and all control plane logs, nodes in the service subnets', () => {
     expect(DEFAULT_CONFIG.eks).toEqual({});
-    const { env } = environment();
+    const { env } = defaultEnvironment();
     expect(env.eksStack!.stackName).toBe('lambda-mesh-dev-eks');
     const t = Template.fromStack(env.eksStack!);
     t.hasResourceProperties('AWS::EKS::Cluster', {
@@ -301,7 +317,7 @@ describe('MeshEnvironment with the eks section', () => {
   });
 
   test('Gloo: installed after its roles, and routes to every function version applied after the release', () => {
-    const { env } = environment();
+    const { env } = defaultEnvironment();
     const t = Template.fromStack(env.eksStack!);
     const [helm] = Object.entries(t.findResources('Custom::AWSCDK-EKS-HelmChart'));
     expect(helm[1].Properties).toMatchObject({ Chart: 'gloo', Version: '1.22.1', Namespace: 'gloo-system' });
@@ -324,7 +340,7 @@ describe('MeshEnvironment with the eks section', () => {
   });
 
   test('the routes chart in dist/ names every function version and the region, and validates against the Gloo CRDs', () => {
-    const { env, dist } = environment();
+    const { env, dist } = defaultEnvironment();
     const file = env.writeKubernetes().find((f) => f.endsWith('-gloo-routes.yaml'));
     expect(file).toBe(path.join(dist, '0003-lambda-mesh-dev-gloo-routes.yaml'));
     const docs = YAML.parseAllDocuments(fs.readFileSync(file!, 'utf8')).map((d) => d.toJS() as { kind: string; spec: { aws?: { region: string; lambdaFunctions: Array<{ lambdaFunctionName: string }> } } });
