@@ -1,11 +1,12 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
+  // Node's, keeping one CloudFormation validation engine per worker (test/harness/jest-environment.js).
+  testEnvironment: '<rootDir>/test/harness/jest-environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: {
-    // isolatedModules in tsconfig.json makes ts-jest transpile per file: the type check is `npm run typecheck`.
-    '^.+\\.tsx?$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
+    // esbuild, one file at a time (test/harness/esbuild-transform.js): the type check is `npm run typecheck`.
+    '^.+\\.tsx?$': '<rootDir>/test/harness/esbuild-transform.js',
   },
   setupFiles: ['<rootDir>/test/harness/jest-setup.ts'],
   snapshotSerializers: ['<rootDir>/test/harness/snapshot-serializer.ts'],

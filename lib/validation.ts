@@ -53,7 +53,7 @@ export function addComplianceChecks(app: App, options: ComplianceCheckOptions = 
     // they run on every compliance-checked synth even where the default is off (`CDK_VALIDATION=false`: the test
     // suite turns it off for the synths that only assert on templates). One instance for the process, as
     // aws-cdk-lib's default is: its engine takes seconds to start.
-    cloudFormationValidation(),
+    options.cloudFormationValidation ?? cloudFormationValidation(),
   );
 }
 
@@ -77,6 +77,14 @@ export interface ComplianceCheckOptions {
    * @default - no cache: cfn-guard checks every template of every synth (what `cdk synth` does)
    */
   readonly guardCacheDir?: string;
+
+  /**
+   * The instance of aws-cdk-lib's `CloudFormationValidatePlugin` to register. Its engine takes seconds of CPU to
+   * start, so a process that checks many apps shares one: the test suite passes one per Jest worker.
+   *
+   * @default - one instance for the process
+   */
+  readonly cloudFormationValidation?: IPolicyValidationPlugin;
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { type App } from 'aws-cdk-lib';
+import { type App, type IPolicyValidationPlugin } from 'aws-cdk-lib';
 import type {
   PluginReportJson,
   PolicyValidationReportJson,
@@ -51,6 +51,14 @@ export interface ComplianceResult {
  */
 export const GUARD_CACHE_DIR = process.env.LAMBDA_MESH_GUARD_CACHE === 'off' ? undefined : path.join(os.tmpdir(), 'lambda-mesh-cfn-guard-findings');
 
+/** What test/harness/jest-environment.js keeps for every test file of a Jest worker. */
+declare const lambdaMeshWorker: { cloudFormationValidatePlugin(): IPolicyValidationPlugin } | undefined;
+
+/** The Jest worker's CloudFormation validation plugin, or undefined outside Jest's environment (one per process). */
+function workerCloudFormationValidation(): IPolicyValidationPlugin | undefined {
+  return typeof lambdaMeshWorker === 'undefined' ? undefined : lambdaMeshWorker.cloudFormationValidatePlugin();
+}
+
 /**
  * Synthesizes `app` with the app's compliance checks and returns the findings, as `cdk synth` reports them.
  *
@@ -60,7 +68,7 @@ export const GUARD_CACHE_DIR = process.env.LAMBDA_MESH_GUARD_CACHE === 'off' ? u
  * (unacknowledged construct warnings, CloudFormation schema checks).
  */
 export function validateCloudFormation(app: App): ComplianceResult {
-  addComplianceChecks(app, { guardCacheDir: GUARD_CACHE_DIR });
+  addComplianceChecks(app, { guardCacheDir: GUARD_CACHE_DIR, cloudFormationValidation: workerCloudFormationValidation() });
   const reportFile = path.join(app.outdir, VALIDATION_REPORT_FILE);
   // A report left by an earlier synth of the same app must not be mistaken for this one.
   fs.rmSync(reportFile, { force: true });
