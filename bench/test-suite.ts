@@ -1,7 +1,7 @@
 /**
  * How long the README's test command (`npm test`: lint, typecheck, Jest) takes, and where the time goes.
  *
- * Runs `npm test` in this checkout as CI does, with every cache the suite keeps (Jest's transform cache, the
+ * Runs `npm test` in this checkout as CI does (scripts/run-tests.ts: ESLint, tsc and Jest side by side), with every cache the suite keeps (Jest's transform cache, the
  * cfn-guard findings and handler bundles kept in $TMPDIR, Go's build cache) empty: TMPDIR and GOCACHE point to a
  * new directory. Prints the wall time against the budget (3 minutes on 2 cores), the CPU time, the phases, the
  * slowest suites and what cfn-guard took (lib/validation.ts logs each of its runs when LAMBDA_MESH_GUARD_LOG is set).
@@ -68,12 +68,9 @@ function runTests(label: string, dir: string, cacheDir: string): Run {
   const suites = [...output.matchAll(/^(?:PASS|FAIL) (\S+)(?: \(([\d.]+) s\))?/gm)]
     .map((m): [string, number] => [m[1], Number(m[2] ?? '0')])
     .sort((a, b) => b[1] - a[1]);
-  const jestTime = /^Time:\s+([\d.]+) s/m.exec(output);
-  const phases: Array<[string, number]> = [];
-  if (jestTime) {
-    phases.push(['jest (its own count)', Number(jestTime[1])]);
-    phases.push(['the rest: pretest, lint, typecheck, jest start-up (wall - jest)', wallSeconds - Number(jestTime[1])]);
-  }
+  // scripts/run-tests.ts ends with one line per phase: `<phase>: passed in <seconds> s` (the phases run together).
+  const phases = [...output.matchAll(/^(lint \(eslint\)|typecheck \(tsc\)|jest): (?:passed|FAILED[^\n]*) in ([\d.]+) s$/gm)]
+    .map((m): [string, number] => [m[1], Number(m[2])]);
   const guard = fs.existsSync(guardLog)
     ? fs.readFileSync(guardLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { templates: number; ms: number })
     : [];
