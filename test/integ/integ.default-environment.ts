@@ -66,7 +66,8 @@ function main(): void {
 
   acknowledgeAssertionProviders(assertionStack);
   fixSalt(assertionStack);
-  addComplianceChecks(app);
+  // As bin/app.ts: LAMBDA_MESH_GUARD_CACHE_DIR (optional) keeps cfn-guard's findings per template.
+  addComplianceChecks(app, { guardCacheDir: process.env.LAMBDA_MESH_GUARD_CACHE_DIR || undefined });
   app.synth();
 }
 

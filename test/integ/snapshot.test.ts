@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { normalizeAssetHashes } from '../harness';
+import { GUARD_CACHE_DIR, normalizeAssetHashes } from '../harness';
 import { INTEG_TEST_FILE, readSnapshot, REGENERATE_COMMAND, SNAPSHOT_DIR, synthesizeSnapshot } from '../../scripts/integ-snapshot';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -10,6 +10,10 @@ jest.setTimeout(600_000);
 
 describe('integration test snapshot', () => {
   test(`${relative(SNAPSHOT_DIR)} is what ${relative(INTEG_TEST_FILE)} synthesizes (asset hashes ignored)`, () => {
+    // The suite's cfn-guard findings per template, shared with the child process (the same for the same bytes).
+    if (GUARD_CACHE_DIR !== undefined) {
+      process.env.LAMBDA_MESH_GUARD_CACHE_DIR = GUARD_CACHE_DIR;
+    }
     const synthesized = synthesizeSnapshot();
     const committed = readSnapshot();
     // "- Expected" is the committed snapshot, "+ Received" what the app synthesizes now.
