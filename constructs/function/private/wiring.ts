@@ -1,5 +1,3 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -317,19 +315,6 @@ function checkProvisioned(scope: Construct, p: ProvisionedConcurrency | undefine
   if (reserved !== undefined && !Token.isUnresolved(reserved) && p.maxCapacity > reserved) {
     throwInvalid(scope, 'provisionedConcurrency.maxCapacity', p.maxCapacity, `at most reservedConcurrentExecutions (${reserved}): Lambda cannot provision more environments than the function may run`);
   }
-}
-
-/** The extension's Go sources: beside this module in the repository, or in the package's `constructs/` tree. */
-export function extensionSourceDir(): string {
-  const candidates = [
-    path.resolve(__dirname, '..', 'extension'),
-    path.resolve(__dirname, '..', '..', '..', '..', 'constructs', 'function', 'extension'),
-  ];
-  const found = candidates.find((d) => fs.existsSync(path.join(d, 'go.mod')));
-  if (!found) {
-    throw new Error(`lambda-mesh: the extension sources are missing (looked in ${candidates.join(', ')}); the package is incomplete`);
-  }
-  return found;
 }
 
 /** Warns once per construct, with an id users can acknowledge. */

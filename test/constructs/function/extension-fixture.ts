@@ -12,6 +12,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import { EXTENSION_MAIN_PACKAGE } from '../../../constructs/function/private/extension-sources';
 import { bundleOf, fetchLeaf, fetchRoots, serializeBundle } from '../../../constructs/intentions/private/registrar-handler';
 import { consulClient } from '../../../constructs/intentions/private/consul-client';
 import type { ConsulApi } from '../../../constructs/intentions/private/consul-api';
@@ -30,7 +31,7 @@ export const REGION = 'us-east-1';
 /** Builds the static binary the container image carries (CGO off, stripped, trimmed paths) into a new temp dir. */
 export function buildExtension(): string {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-ext-')), EXTENSION_NAME);
-  execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], {
+  execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, EXTENSION_MAIN_PACKAGE], {
     cwd: EXTENSION_DIR,
     env: { ...process.env, CGO_ENABLED: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],

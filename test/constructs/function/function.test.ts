@@ -128,8 +128,14 @@ describe('MeshFunction', () => {
     const staged = path.join(f.app.outdir, images[0].source.directory);
     expect(fs.readFileSync(path.join(staged, 'Dockerfile'), 'utf8')).toBe(fn.dockerfile);
     expect(fs.readdirSync(staged).sort()).toEqual(['.dockerignore', 'Dockerfile', 'extension', 'function']);
-    expect(fs.readdirSync(path.join(staged, 'extension')).filter((n) => n.endsWith('_test.go'))).toEqual([]);
+    // The extension's module with its directory tree, as its build reads it: no tests, no test-only package.
+    const extension = fs.readdirSync(path.join(staged, 'extension'), { recursive: true, encoding: 'utf8' });
+    expect(extension.filter((n) => n.endsWith('_test.go'))).toEqual([]);
+    expect(extension.filter((n) => n.includes('meshtest'))).toEqual([]);
     expect(fs.existsSync(path.join(staged, 'extension', 'go.mod'))).toBe(true);
+    for (const file of ['cmd/lambda-mesh-extension/main.go', 'internal/proxy/proxy.go', 'internal/config/env.json']) {
+      expect(fs.existsSync(path.join(staged, 'extension', ...file.split('/')))).toBe(true);
+    }
     expect(fs.readdirSync(path.join(staged, 'function')).sort()).toEqual(['app.py', 'requirements.txt']);
   });
 
@@ -227,7 +233,9 @@ describe('MeshFunction Dockerfile (static checks)', () => {
   test.each(fixtures.map((fn) => [fn.fn.architecture.name, fn]))('%s: the extension is a static binary for TARGETARCH in /opt/extensions/, nothing is fetched by URL, no secret is passed', (_arch, fn) => {
     const d = fn.dockerfile;
     expect(d).toContain('ARG TARGETARCH');
-    expect(d).toMatch(/RUN CGO_ENABLED=0 GOOS=linux GOARCH=\$TARGETARCH GOPROXY=off GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o \/out\/extensions\/lambda-mesh \./);
+    // The module's main package, built into the file name Lambda registers the extension under.
+    expect(d).toContain('RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH GOPROXY=off GOTOOLCHAIN=local '
+      + "go build -trimpath -ldflags='-s -w' -o /out/extensions/lambda-mesh ./cmd/lambda-mesh-extension\n");
     expect(d).toContain('COPY --from=extension /out/extensions/ /opt/extensions/');
     expect(d).toMatch(/RUN pip install --require-hashes --only-binary=:all: --no-cache-dir .*-r \/tmp\/lambda-mesh\/requirements.txt/);
     expect(d).toContain('CMD ["app.handler"]');
