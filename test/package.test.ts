@@ -51,11 +51,14 @@ describe('npm package', () => {
       'constructs/function/extension/cmd/lambda-mesh-extension/main.go',
       'constructs/function/extension/internal/proxy/proxy.go',
       'constructs/function/extension/internal/config/env.json',
+      'build/constructs/function/extension/internal/config/env.json',
     ]));
     expect(files.filter((f) => f.endsWith('_test.go'))).toEqual([]);
     const allowed = [
       /^(package\.json|README\.md|LICENSE)$/,
       /^build\/constructs\/.*\.(js|d\.ts)$/,
+      // The extension's variable names, which the compiled wiring requires (the Go code embeds the same file).
+      /^build\/constructs\/function\/extension\/internal\/config\/env\.json$/,
       /^build\/handlers\/[a-z-]+\/index\.js$/,
       /^constructs\/[^/]+\/README\.md$/,
       /^constructs\/function\/extension\/(go\.mod|[a-z0-9-/]+\.go|internal\/config\/env\.json)$/,

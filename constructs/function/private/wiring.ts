@@ -9,15 +9,19 @@ import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
 import { newVpcFunctionRole } from '../../core/private/function-role';
 import { Acknowledgements } from '../../core/validation';
 import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
+import extensionEnv from '../extension/internal/config/env.json';
 import { type MeshFunctionOptions, type MeshUpstream, type ProvisionedConcurrency } from '../types';
 
-/** The extension's environment variables (constructs/function/extension/config.go). */
+/**
+ * The variables MeshFunction sets: the extension's, by the names in its internal/config/env.json (the file its Go
+ * code embeds, so both sides read one source), and one for the code.
+ */
 export const ENV = {
-  IDENTITY_PARAMETER: 'LAMBDA_MESH_IDENTITY_PARAMETER',
-  UPSTREAMS: 'LAMBDA_MESH_UPSTREAMS',
-  GATEWAY: 'LAMBDA_MESH_GATEWAY',
-  DATACENTER: 'LAMBDA_MESH_DATACENTER',
-  NAMESPACE: 'LAMBDA_MESH_NAMESPACE',
+  IDENTITY_PARAMETER: extensionEnv.identityParameter,
+  UPSTREAMS: extensionEnv.upstreams,
+  GATEWAY: extensionEnv.gateway,
+  DATACENTER: extensionEnv.datacenter,
+  NAMESPACE: extensionEnv.namespace,
   /** For the code: the identity it runs as. */
   IDENTITY: 'MESH_IDENTITY',
 } as const;

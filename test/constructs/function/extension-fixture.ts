@@ -12,6 +12,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import extensionEnv from '../../../constructs/function/extension/internal/config/env.json';
 import { EXTENSION_MAIN_PACKAGE } from '../../../constructs/function/private/extension-sources';
 import { bundleOf, fetchLeaf, fetchRoots, serializeBundle } from '../../../constructs/intentions/private/registrar-handler';
 import { consulClient } from '../../../constructs/intentions/private/consul-client';
@@ -139,16 +140,19 @@ export interface ExtensionEnvironment {
   readonly extra?: Readonly<Record<string, string>>;
 }
 
-/** The variables, and nothing from the test process's environment. */
+/**
+ * The variables, and nothing from the test process's environment. The extension's own are named by its
+ * internal/config/env.json, as MeshFunction names them.
+ */
 export function extensionEnvironment(e: ExtensionEnvironment): Record<string, string> {
   return {
     AWS_LAMBDA_RUNTIME_API: e.runtimeApi,
-    LAMBDA_MESH_SSM_ENDPOINT: e.ssmEndpoint,
-    LAMBDA_MESH_IDENTITY_PARAMETER: e.parameter,
-    LAMBDA_MESH_GATEWAY: e.gateway,
-    LAMBDA_MESH_DATACENTER: e.datacenter,
-    LAMBDA_MESH_NAMESPACE: e.namespace,
-    LAMBDA_MESH_UPSTREAMS: JSON.stringify(e.upstreams),
+    [extensionEnv.ssmEndpoint]: e.ssmEndpoint,
+    [extensionEnv.identityParameter]: e.parameter,
+    [extensionEnv.gateway]: e.gateway,
+    [extensionEnv.datacenter]: e.datacenter,
+    [extensionEnv.namespace]: e.namespace,
+    [extensionEnv.upstreams]: JSON.stringify(e.upstreams),
     AWS_REGION: REGION,
     AWS_ACCESS_KEY_ID: STAND_IN_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',
