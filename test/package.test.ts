@@ -7,6 +7,7 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { extensionSourceFiles } from '../constructs/function/private/extension-sources';
 
 const root = path.resolve(__dirname, '..');
 const EXAMPLE_MARKER = '<!-- example: single-construct -->';
@@ -45,13 +46,31 @@ describe('npm package', () => {
       'build/constructs/mesh/mesh.d.ts',
       'build/constructs/network/network.js',
       'constructs/mesh/README.md',
-      // The extension's sources: MeshFunction's image build compiles them (tests are left out).
+      // The extension's module: MeshFunction's image build compiles it (tests are left out).
       'constructs/function/extension/go.mod',
-      'constructs/function/extension/proxy.go',
+      'constructs/function/extension/cmd/lambda-mesh-extension/main.go',
+      'constructs/function/extension/internal/proxy/proxy.go',
+      'constructs/function/extension/internal/config/env.json',
+      'build/constructs/function/extension/internal/config/env.json',
     ]));
     expect(files.filter((f) => f.endsWith('_test.go'))).toEqual([]);
-    const unexpected = files.filter((f) => !/^(package\.json|README\.md|LICENSE|build\/constructs\/.*\.(js|d\.ts)|build\/handlers\/[a-z-]+\/index\.js|constructs\/[^/]+\/README\.md|constructs\/function\/extension\/(go\.mod|[a-z0-9]+\.go)|constructs\/services\/scripts\/[a-z0-9-]+\.sh)$/.test(f));
+    const allowed = [
+      /^(package\.json|README\.md|LICENSE)$/,
+      /^build\/constructs\/.*\.(js|d\.ts)$/,
+      // The extension's variable names, which the compiled wiring requires (the Go code embeds the same file).
+      /^build\/constructs\/function\/extension\/internal\/config\/env\.json$/,
+      /^build\/handlers\/[a-z-]+\/index\.js$/,
+      /^constructs\/[^/]+\/README\.md$/,
+      /^constructs\/function\/extension\/(go\.mod|[a-z0-9-/]+\.go|internal\/config\/env\.json)$/,
+      /^constructs\/services\/scripts\/[a-z0-9-]+\.sh$/,
+    ];
+    const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
     expect(unexpected).toEqual([]);
+    // Exactly what the extension's build reads, the files MeshFunction stages and the layer's hash covers.
+    const extensionDir = path.join(root, 'constructs', 'function', 'extension');
+    const shipped = files.filter((f) => f.startsWith('constructs/function/extension/'))
+      .map((f) => f.slice('constructs/function/extension/'.length)).sort();
+    expect(shipped).toEqual(extensionSourceFiles(extensionDir));
   });
 
   /** A consumer app with the tarball installed and its peer dependencies linked (no esbuild, no Docker). */
@@ -124,7 +143,11 @@ describe('npm package', () => {
     expect(contexts).toHaveLength(1);
     const context = path.join(out, contexts[0]);
     expect(fs.readFileSync(path.join(context, 'Dockerfile'), 'utf8')).toContain('COPY --from=extension /out/extensions/ /opt/extensions/');
-    expect(fs.readdirSync(path.join(context, 'extension')).sort()).toEqual(files.filter((f) => f.startsWith('constructs/function/extension/')).map((f) => path.basename(f)).sort());
+    const staged = fs.readdirSync(path.join(context, 'extension'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => fs.statSync(path.join(context, 'extension', f)).isFile()).map((f) => f.split(path.sep).join('/'));
+    const shipped = files.filter((f) => f.startsWith('constructs/function/extension/'))
+      .map((f) => f.slice('constructs/function/extension/'.length));
+    expect(staged.sort()).toEqual(shipped.sort());
     expect(fs.existsSync(path.join(context, 'function', 'app.py'))).toBe(true);
   }, 120_000);
 });

@@ -9,7 +9,8 @@ import { MeshFunctionBaseImage } from './base-image';
 import { DEFAULT_GO_BUILDER_IMAGE, DEFAULT_PYTHON_BASE_IMAGE } from './private/base-images';
 import { writeImageContext } from './private/image-context';
 import { bindImage, checkCodeDirectory, checkHandler, checkRequirementsFile } from './private/checks';
-import { extensionSourceDir, finishMeshFunction, prepareMeshFunction, warn } from './private/wiring';
+import { extensionSourceDir } from './private/extension-sources';
+import { finishMeshFunction, prepareMeshFunction, warn } from './private/wiring';
 import { type IMeshFunction, type MeshFunctionOptions, type MeshUpstream } from './types';
 
 /**

@@ -11,7 +11,8 @@ import { Acknowledgements } from '../core/validation';
 import { MeshFunctionBaseImage } from './base-image';
 import { DEFAULT_GO_BUILDER_IMAGE, DEFAULT_PYTHON_BASE_IMAGE } from './private/base-images';
 import { bindImage, checkCodeDirectory, checkHandler, checkRequirementsFile } from './private/checks';
-import { extensionSourceDir, finishMeshFunction, prepareMeshFunction } from './private/wiring';
+import { extensionSourceDir } from './private/extension-sources';
+import { finishMeshFunction, prepareMeshFunction } from './private/wiring';
 import { buildExtensionLocally, checkSizeBudget, containerBuildCommand, extensionSourceHash, hasLocalGo, mib, pythonBundlingScript } from './private/zip-bundling';
 import { type IMeshFunction, type MeshFunctionOptions, type MeshUpstream } from './types';
 

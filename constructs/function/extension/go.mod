@@ -1,3 +1,3 @@
-module lambdamesh/extension
+module github.com/lambda-mesh/lambda-mesh/extension
 
 go 1.19

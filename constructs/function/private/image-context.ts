@@ -1,9 +1,10 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { stageFiles } from '../../core/private/stage';
+import { EXTENSION_MAIN_PACKAGE, extensionSourceFiles } from './extension-sources';
 
 /** Bumped when the layout of the generated context changes, so an old cached directory is never reused. */
-const LAYOUT_VERSION = '1';
+const LAYOUT_VERSION = '2';
 
 /** Where the extension binary lands in the image: Lambda starts every executable in /opt/extensions/. */
 export const EXTENSION_PATH = '/opt/extensions/lambda-mesh';
@@ -20,7 +21,7 @@ const SECRET_FILES = [/^\.env\./, /^id_(rsa|dsa|ecdsa|ed25519)$/];
 
 /** Everything the Dockerfile needs to know. */
 export interface ImageContextOptions {
-  /** The Go sources of the extension (their `*_test.go` files are left out). */
+  /** The extension's Go module (only what its build reads is staged: no tests, no test-only packages). */
   readonly extensionDir: string;
   /** The function's code directory. */
   readonly codeDir: string;
@@ -65,7 +66,8 @@ export function renderDockerfile(o: Pick<ImageContextOptions, 'handler' | 'pytho
     'COPY extension/ ./',
     // GOPROXY=off: the extension uses the standard library only, so nothing may be fetched; GOTOOLCHAIN=local:
     // Go 1.21+ would otherwise download the toolchain a go.mod asks for.
-    "RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH GOPROXY=off GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o /out/extensions/lambda-mesh .",
+    'RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH GOPROXY=off GOTOOLCHAIN=local '
+      + `go build -trimpath -ldflags='-s -w' -o /out/extensions/lambda-mesh ${EXTENSION_MAIN_PACKAGE}`,
     '',
     '# The function: the Lambda Python base image, with the extension where Lambda starts extensions.',
     `FROM ${o.pythonImage}`,
@@ -99,17 +101,16 @@ const DOCKERIGNORE = ['Dockerfile', '.dockerignore', ...[...SECRET_NAMES].map((n
  * see half a context. The context lives outside the cloud assembly because the asset must exist when the
  * construct is created; CDK then stages its own copy into the assembly.
  *
- * Layout: `Dockerfile`, `.dockerignore`, `extension/` (the Go sources without tests), `function/` (the code).
+ * Layout: `Dockerfile`, `.dockerignore`, `extension/` (the extension's Go module as its build reads it, directory
+ * tree kept: go.mod, `cmd/`, `internal/`, embedded data; no tests), `function/` (the code).
  */
 export function writeImageContext(o: ImageContextOptions): ImageContext {
   const dockerfile = renderDockerfile(o);
   const files = new Map<string, Buffer>();
   files.set('Dockerfile', Buffer.from(dockerfile));
   files.set('.dockerignore', Buffer.from(DOCKERIGNORE));
-  for (const rel of listFiles(o.extensionDir).files) {
-    if (/\.go$|^go\.(mod|sum)$/.test(path.basename(rel)) && !rel.endsWith('_test.go')) {
-      files.set(`extension/${rel}`, fs.readFileSync(path.join(o.extensionDir, rel)));
-    }
+  for (const rel of extensionSourceFiles(o.extensionDir)) {
+    files.set(`extension/${rel}`, fs.readFileSync(path.join(o.extensionDir, rel)));
   }
   const code = listFiles(o.codeDir);
   for (const rel of code.files) {

@@ -1,5 +1,3 @@
-import * as fs from 'fs';
-import * as path from 'path';
 import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import type * as iam from 'aws-cdk-lib/aws-iam';
@@ -11,15 +9,19 @@ import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
 import { newVpcFunctionRole } from '../../core/private/function-role';
 import { Acknowledgements } from '../../core/validation';
 import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
+import extensionEnv from '../extension/internal/config/env.json';
 import { type MeshFunctionOptions, type MeshUpstream, type ProvisionedConcurrency } from '../types';
 
-/** The extension's environment variables (constructs/function/extension/config.go). */
+/**
+ * The variables MeshFunction sets: the extension's, by the names in its internal/config/env.json (the file its Go
+ * code embeds, so both sides read one source), and one for the code.
+ */
 export const ENV = {
-  IDENTITY_PARAMETER: 'LAMBDA_MESH_IDENTITY_PARAMETER',
-  UPSTREAMS: 'LAMBDA_MESH_UPSTREAMS',
-  GATEWAY: 'LAMBDA_MESH_GATEWAY',
-  DATACENTER: 'LAMBDA_MESH_DATACENTER',
-  NAMESPACE: 'LAMBDA_MESH_NAMESPACE',
+  IDENTITY_PARAMETER: extensionEnv.identityParameter,
+  UPSTREAMS: extensionEnv.upstreams,
+  GATEWAY: extensionEnv.gateway,
+  DATACENTER: extensionEnv.datacenter,
+  NAMESPACE: extensionEnv.namespace,
   /** For the code: the identity it runs as. */
   IDENTITY: 'MESH_IDENTITY',
 } as const;
@@ -317,19 +319,6 @@ function checkProvisioned(scope: Construct, p: ProvisionedConcurrency | undefine
   if (reserved !== undefined && !Token.isUnresolved(reserved) && p.maxCapacity > reserved) {
     throwInvalid(scope, 'provisionedConcurrency.maxCapacity', p.maxCapacity, `at most reservedConcurrentExecutions (${reserved}): Lambda cannot provision more environments than the function may run`);
   }
-}
-
-/** The extension's Go sources: beside this module in the repository, or in the package's `constructs/` tree. */
-export function extensionSourceDir(): string {
-  const candidates = [
-    path.resolve(__dirname, '..', 'extension'),
-    path.resolve(__dirname, '..', '..', '..', '..', 'constructs', 'function', 'extension'),
-  ];
-  const found = candidates.find((d) => fs.existsSync(path.join(d, 'go.mod')));
-  if (!found) {
-    throw new Error(`lambda-mesh: the extension sources are missing (looked in ${candidates.join(', ')}); the package is incomplete`);
-  }
-  return found;
 }
 
 /** Warns once per construct, with an id users can acknowledge. */

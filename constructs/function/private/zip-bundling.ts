@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../../core/errors';
+import { EXTENSION_MAIN_PACKAGE, extensionSourceFiles } from './extension-sources';
 
 /**
  * The Go build of the extension, for the layer: a static binary at `<out>/extensions/lambda-mesh`, which Lambda
@@ -17,14 +18,12 @@ export function goBuildEnvironment(goarch: string): Record<string, string> {
 export const GO_BUILD_ARGS = ['build', '-trimpath', '-ldflags=-s -w', '-o'];
 export const LAYER_BINARY = path.join('extensions', 'lambda-mesh');
 
-/** The SHA-256 of the extension's Go sources (tests left out) and `salt`. */
+/** The SHA-256 of what the extension's build reads (its module without tests, by relative path) and `salt`. */
 export function extensionSourceHash(extensionDir: string, salt: string): string {
   const hash = createHash('sha256').update(`${salt}\0`);
-  for (const name of fs.readdirSync(extensionDir).sort()) {
-    if ((name.endsWith('.go') && !name.endsWith('_test.go')) || name === 'go.mod' || name === 'go.sum') {
-      const content = fs.readFileSync(path.join(extensionDir, name));
-      hash.update(`${name}\0${content.length}\0`).update(content);
-    }
+  for (const rel of extensionSourceFiles(extensionDir)) {
+    const content = fs.readFileSync(path.join(extensionDir, rel));
+    hash.update(`${rel}\0${content.length}\0`).update(content);
   }
   return hash.digest('hex');
 }
@@ -34,20 +33,27 @@ export function hasLocalGo(): boolean {
   return spawnSync('go', ['version'], { stdio: 'ignore' }).status === 0;
 }
 
-/** Builds the extension with the local Go into `<outputDir>/extensions/lambda-mesh`; throws with Go's output on failure. */
+/**
+ * Builds the extension with the local Go into `<outputDir>/extensions/lambda-mesh`; throws with Go's output on
+ * failure.
+ */
 export function buildExtensionLocally(extensionDir: string, outputDir: string, goarch: string): void {
   const out = path.join(outputDir, LAYER_BINARY);
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  const r = spawnSync('go', [...GO_BUILD_ARGS, out, '.'], { cwd: extensionDir, encoding: 'utf8', env: { ...process.env, ...goBuildEnvironment(goarch) } });
+  const env = { ...process.env, ...goBuildEnvironment(goarch) };
+  const args = [...GO_BUILD_ARGS, out, EXTENSION_MAIN_PACKAGE];
+  const r = spawnSync('go', args, { cwd: extensionDir, encoding: 'utf8', env });
   if (r.status !== 0) {
     throw new Error(`go build of the mesh extension failed (GOARCH=${goarch}):\n${r.stderr}`);
   }
 }
 
-/** The shell command that builds the extension in the Go builder container (sources at /asset-input). */
+/** The shell command that builds the extension in the Go builder container (its module at /asset-input). */
 export function containerBuildCommand(goarch: string): string[] {
-  const env = Object.entries({ ...goBuildEnvironment(goarch), GOCACHE: '/tmp/go-cache' }).map(([k, v]) => `${k}=${v}`).join(' ');
-  return ['sh', '-c', `${env} go build -trimpath -ldflags='-s -w' -o /asset-output/${LAYER_BINARY} .`];
+  const env = Object.entries({ ...goBuildEnvironment(goarch), GOCACHE: '/tmp/go-cache' })
+    .map(([k, v]) => `${k}=${v}`).join(' ');
+  const build = `go build -trimpath -ldflags='-s -w' -o /asset-output/${LAYER_BINARY} ${EXTENSION_MAIN_PACKAGE}`;
+  return ['sh', '-c', `${env} ${build}`];
 }
 
 /** What the zip packaging leaves out of a Python function's code (the image build skips the same). */

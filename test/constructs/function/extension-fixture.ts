@@ -12,6 +12,8 @@ import * as http from 'http';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
+import extensionEnv from '../../../constructs/function/extension/internal/config/env.json';
+import { EXTENSION_MAIN_PACKAGE } from '../../../constructs/function/private/extension-sources';
 import { bundleOf, fetchLeaf, fetchRoots, serializeBundle } from '../../../constructs/intentions/private/registrar-handler';
 import { consulClient } from '../../../constructs/intentions/private/consul-client';
 import type { ConsulApi } from '../../../constructs/intentions/private/consul-api';
@@ -30,7 +32,7 @@ export const REGION = 'us-east-1';
 /** Builds the static binary the container image carries (CGO off, stripped, trimmed paths) into a new temp dir. */
 export function buildExtension(): string {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lambda-mesh-ext-')), EXTENSION_NAME);
-  execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, '.'], {
+  execFileSync('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', out, EXTENSION_MAIN_PACKAGE], {
     cwd: EXTENSION_DIR,
     env: { ...process.env, CGO_ENABLED: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -138,16 +140,19 @@ export interface ExtensionEnvironment {
   readonly extra?: Readonly<Record<string, string>>;
 }
 
-/** The variables, and nothing from the test process's environment. */
+/**
+ * The variables, and nothing from the test process's environment. The extension's own are named by its
+ * internal/config/env.json, as MeshFunction names them.
+ */
 export function extensionEnvironment(e: ExtensionEnvironment): Record<string, string> {
   return {
     AWS_LAMBDA_RUNTIME_API: e.runtimeApi,
-    LAMBDA_MESH_SSM_ENDPOINT: e.ssmEndpoint,
-    LAMBDA_MESH_IDENTITY_PARAMETER: e.parameter,
-    LAMBDA_MESH_GATEWAY: e.gateway,
-    LAMBDA_MESH_DATACENTER: e.datacenter,
-    LAMBDA_MESH_NAMESPACE: e.namespace,
-    LAMBDA_MESH_UPSTREAMS: JSON.stringify(e.upstreams),
+    [extensionEnv.ssmEndpoint]: e.ssmEndpoint,
+    [extensionEnv.identityParameter]: e.parameter,
+    [extensionEnv.gateway]: e.gateway,
+    [extensionEnv.datacenter]: e.datacenter,
+    [extensionEnv.namespace]: e.namespace,
+    [extensionEnv.upstreams]: JSON.stringify(e.upstreams),
     AWS_REGION: REGION,
     AWS_ACCESS_KEY_ID: STAND_IN_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: 'stand-in-secret-access-key',

@@ -4,11 +4,19 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { MeshFunction, MeshFunctionBaseImage, type MeshFunctionProps } from '../../../constructs/function';
+import { extensionSourceDir } from '../../../constructs/function/private/extension-sources';
 import { Mesh } from '../../../constructs/mesh';
 import { formatFindings, validateCloudFormation } from '../../harness';
 import { meshError } from '../../util';
 import { HASHED_REQUIREMENTS, handlerDir, meshFixture, type MeshFixture, modelAOptions } from './mesh-fixture';
 
+
+/** The extension's own variables, by key, as its internal/config/env.json names them (read from disk). */
+function extensionVariables(): Record<string, string> {
+  const file = path.join(extensionSourceDir(), 'internal', 'config', 'env.json');
+  const names = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(names).filter(([key]) => key !== '$comment')) as Record<string, string>;
+}
 
 function meshFunction(f: MeshFixture, id: string, props: Partial<MeshFunctionProps> = {}): MeshFunction {
   return new MeshFunction(f.functionsStack, id, { ...modelAOptions(f), ...props });
@@ -61,6 +69,16 @@ describe('MeshFunction', () => {
     expect(vars).not.toHaveProperty('MESH_UPSTREAM_RESULT_WRITER_URL');
     expect(fn.upstreams.map((u) => u.environmentVariable)).toEqual(['MESH_UPSTREAM_FEATURE_STORE_URL', 'MESH_UPSTREAM_LOG_SERVICE_URL']);
     expect(second.upstreams.map((u) => u.service)).toEqual(['feature-store']);
+  });
+
+  test('names the extension\'s variables as its env.json does, the file the extension\'s Go code embeds', () => {
+    const names = extensionVariables();
+    const vars = Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((r) => (r.Properties.Environment as { Variables: Record<string, unknown> }).Variables)
+      .find((v) => v.MESH_IDENTITY === 'model-a-v1')!;
+    const set = Object.keys(vars).filter((k) => k.startsWith('LAMBDA_MESH_')).sort();
+    const required = ['identityParameter', 'upstreams', 'gateway', 'datacenter', 'namespace'];
+    expect(set).toEqual(required.map((key) => names[key]).sort());
   });
 
   test('its role reads only its own identity parameter, decrypts only that parameter with the mesh key through SSM, and writes only its logs', () => {
@@ -128,8 +146,14 @@ describe('MeshFunction', () => {
     const staged = path.join(f.app.outdir, images[0].source.directory);
     expect(fs.readFileSync(path.join(staged, 'Dockerfile'), 'utf8')).toBe(fn.dockerfile);
     expect(fs.readdirSync(staged).sort()).toEqual(['.dockerignore', 'Dockerfile', 'extension', 'function']);
-    expect(fs.readdirSync(path.join(staged, 'extension')).filter((n) => n.endsWith('_test.go'))).toEqual([]);
+    // The extension's module with its directory tree, as its build reads it: no tests, no test-only package.
+    const extension = fs.readdirSync(path.join(staged, 'extension'), { recursive: true, encoding: 'utf8' });
+    expect(extension.filter((n) => n.endsWith('_test.go'))).toEqual([]);
+    expect(extension.filter((n) => n.includes('meshtest'))).toEqual([]);
     expect(fs.existsSync(path.join(staged, 'extension', 'go.mod'))).toBe(true);
+    for (const file of ['cmd/lambda-mesh-extension/main.go', 'internal/proxy/proxy.go', 'internal/config/env.json']) {
+      expect(fs.existsSync(path.join(staged, 'extension', ...file.split('/')))).toBe(true);
+    }
     expect(fs.readdirSync(path.join(staged, 'function')).sort()).toEqual(['app.py', 'requirements.txt']);
   });
 
@@ -227,7 +251,9 @@ describe('MeshFunction Dockerfile (static checks)', () => {
   test.each(fixtures.map((fn) => [fn.fn.architecture.name, fn]))('%s: the extension is a static binary for TARGETARCH in /opt/extensions/, nothing is fetched by URL, no secret is passed', (_arch, fn) => {
     const d = fn.dockerfile;
     expect(d).toContain('ARG TARGETARCH');
-    expect(d).toMatch(/RUN CGO_ENABLED=0 GOOS=linux GOARCH=\$TARGETARCH GOPROXY=off GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o \/out\/extensions\/lambda-mesh \./);
+    // The module's main package, built into the file name Lambda registers the extension under.
+    expect(d).toContain('RUN CGO_ENABLED=0 GOOS=linux GOARCH=$TARGETARCH GOPROXY=off GOTOOLCHAIN=local '
+      + "go build -trimpath -ldflags='-s -w' -o /out/extensions/lambda-mesh ./cmd/lambda-mesh-extension\n");
     expect(d).toContain('COPY --from=extension /out/extensions/ /opt/extensions/');
     expect(d).toMatch(/RUN pip install --require-hashes --only-binary=:all: --no-cache-dir .*-r \/tmp\/lambda-mesh\/requirements.txt/);
     expect(d).toContain('CMD ["app.handler"]');
@@ -312,6 +338,12 @@ describe('MeshFunction validation', () => {
     expect(err.location).toBe('functions/ModelA');
     expect(err.field).toBe(field);
     expect(err.expected).toMatch(expected);
+  });
+
+  test.each(Object.entries(extensionVariables()))('fails when environment sets the extension\'s %s (%s)', (_, name) => {
+    const err = meshError(() => meshFunction(meshFixture(), 'ModelA', { environment: { [name]: 'x' } }));
+    expect(err.field).toBe(`environment.${name}`);
+    expect(err.expected).toMatch(/a name that neither Lambda nor lambda-mesh sets/);
   });
 
   test('fails when the code directory does not exist or is a file', () => {

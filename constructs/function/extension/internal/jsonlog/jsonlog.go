@@ -1,4 +1,6 @@
-package main
+// Package jsonlog writes the extension's logs: one JSON object per line on stdout, which Lambda ships to
+// CloudWatch Logs.
+package jsonlog
 
 import (
 	"bytes"
@@ -17,8 +19,8 @@ type Logger struct {
 	now func() time.Time
 }
 
-// NewLogger returns a Logger writing to w.
-func NewLogger(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
+// New returns a Logger writing to w.
+func New(w io.Writer) *Logger { return &Logger{w: w, now: time.Now} }
 
 // Info logs at level "info"; kv is alternating keys and values.
 func (l *Logger) Info(msg string, kv ...interface{}) { l.log("info", msg, kv) }

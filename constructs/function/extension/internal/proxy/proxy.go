@@ -1,4 +1,7 @@
-package main
+// Package proxy is the data plane of the extension: one local listener per upstream, each connection forwarded
+// over mutual TLS to the mesh gateway with the function's identity, and the background refresh that swaps that
+// identity before its leaf expires.
+package proxy
 
 import (
 	"context"
@@ -12,6 +15,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/bundle"
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/config"
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/jsonlog"
 )
 
 // Stats are the proxy's counters, logged periodically and on SHUTDOWN.
@@ -32,7 +39,8 @@ func (s *Stats) Fields() []interface{} {
 	return []interface{}{
 		"connections", s.Connections.Load(), "active", s.Active.Load(), "dialFailures", s.DialFailures.Load(),
 		"handshakeFailures", s.HandshakeFailures.Load(), "bytesOut", s.BytesOut.Load(), "bytesIn", s.BytesIn.Load(),
-		"refreshes", s.Refreshes.Load(), "refreshFailures", s.RefreshFailures.Load(), "expiredRejects", s.ExpiredRejects.Load(),
+		"refreshes", s.Refreshes.Load(), "refreshFailures", s.RefreshFailures.Load(),
+		"expiredRejects", s.ExpiredRejects.Load(),
 	}
 }
 
@@ -41,13 +49,13 @@ type Proxy struct {
 	gateway     string
 	namespace   string
 	datacenter  string
-	upstreams   []Upstream
+	upstreams   []config.Upstream
 	dialTimeout time.Duration
-	log         *Logger
+	log         *jsonlog.Logger
 	stats       *Stats
 	now         func() time.Time
 
-	identity atomic.Pointer[Identity]
+	identity atomic.Pointer[bundle.Identity]
 	// refresh starts a background refresh when one is due and returns the channel of the running one (nil: none).
 	refresh func(trigger string) <-chan struct{}
 
@@ -58,11 +66,11 @@ type Proxy struct {
 	wg        sync.WaitGroup
 }
 
-// NewProxy builds a proxy for cfg's upstreams. Call Bind, SetIdentity, then Serve.
-func NewProxy(cfg *Config, log *Logger, stats *Stats) *Proxy {
+// New builds a proxy for cfg's upstreams. Call Bind, SetIdentity, then Serve.
+func New(cfg *config.Config, log *jsonlog.Logger, stats *Stats) *Proxy {
 	dt := cfg.DialTimeout
 	if dt <= 0 {
-		dt = DefaultDialTimeout
+		dt = config.DefaultDialTimeout
 	}
 	return &Proxy{
 		gateway: cfg.Gateway, namespace: cfg.Namespace, datacenter: cfg.Datacenter, upstreams: cfg.Upstreams,
@@ -71,13 +79,13 @@ func NewProxy(cfg *Config, log *Logger, stats *Stats) *Proxy {
 }
 
 // SetIdentity atomically swaps the certificates used for new connections; open connections keep theirs.
-func (p *Proxy) SetIdentity(id *Identity) { p.identity.Store(id) }
+func (p *Proxy) SetIdentity(id *bundle.Identity) { p.identity.Store(id) }
 
 // SetRefresh makes every accepted connection call check (Refresher.Check); call it before Serve.
 func (p *Proxy) SetRefresh(check func(trigger string) <-chan struct{}) { p.refresh = check }
 
 // Identity returns the current identity (nil before the first SetIdentity).
-func (p *Proxy) Identity() *Identity { return p.identity.Load() }
+func (p *Proxy) Identity() *bundle.Identity { return p.identity.Load() }
 
 // Bind listens on 127.0.0.1:<localPort> for every upstream (port 0 picks a free port; tests use it).
 // On failure nothing stays bound.
@@ -141,7 +149,7 @@ func (p *Proxy) Close() {
 	p.wg.Wait()
 }
 
-func (p *Proxy) acceptLoop(ln net.Listener, up Upstream) {
+func (p *Proxy) acceptLoop(ln net.Listener, up config.Upstream) {
 	defer p.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -154,7 +162,8 @@ func (p *Proxy) acceptLoop(ln net.Listener, up Upstream) {
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
-			p.log.Error("accept failed; listener stopped", "upstream", up.Service, "addr", ln.Addr().String(), "error", err)
+			p.log.Error("accept failed; listener stopped", "upstream", up.Service, "addr", ln.Addr().String(),
+				"error", err)
 			return
 		}
 		if !p.track(c) {
@@ -198,7 +207,7 @@ func (e *PeerIdentityError) Error() string { return "peer rejected: " + e.Reason
 
 // tlsConfig is the client config for one connection, bound to one identity snapshot so that the leaf, the roots
 // and the trust domain always come from the same bundle even if a refresh swaps the identity mid-handshake.
-func (p *Proxy) tlsConfig(id *Identity, up Upstream) *tls.Config {
+func (p *Proxy) tlsConfig(id *bundle.Identity, up config.Upstream) *tls.Config {
 	want := p.SpiffeID(up.Service, id.TrustDomain)
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -237,7 +246,9 @@ func verifyPeer(certs []*x509.Certificate, roots *x509.CertPool, want string, no
 	}
 	// An X.509 SVID carries exactly one URI SAN (SPIFFE X509-SVID spec, section 2).
 	if len(leaf.URIs) != 1 {
-		return &PeerIdentityError{fmt.Sprintf("certificate has %d URI SANs, want exactly one (%s)", len(leaf.URIs), want)}
+		return &PeerIdentityError{
+			fmt.Sprintf("certificate has %d URI SANs, want exactly one (%s)", len(leaf.URIs), want),
+		}
 	}
 	if got := leaf.URIs[0].String(); got != want {
 		return &PeerIdentityError{fmt.Sprintf("certificate is %s, want %s", got, want)}
@@ -245,7 +256,7 @@ func verifyPeer(certs []*x509.Certificate, roots *x509.CertPool, want string, no
 	return nil
 }
 
-func (p *Proxy) handle(client net.Conn, up Upstream) {
+func (p *Proxy) handle(client net.Conn, up config.Upstream) {
 	defer p.untrack(client)
 	defer client.Close()
 	p.stats.Connections.Add(1)
@@ -291,7 +302,7 @@ func (p *Proxy) handle(client net.Conn, up Upstream) {
 // the leaf is due for renewal: it starts the refresh and goes on with the current leaf while that is still valid.
 // A leaf that has already expired would be refused by the peer, so then the connection waits (within ctx) for the
 // refresh. It returns nil, having logged why, when no valid identity is available.
-func (p *Proxy) currentIdentity(ctx context.Context, up Upstream) *Identity {
+func (p *Proxy) currentIdentity(ctx context.Context, up config.Upstream) *bundle.Identity {
 	id := p.identity.Load()
 	if id == nil { // cannot happen after a successful init
 		p.log.Error("connection refused: no identity loaded", "upstream", up.Service)
@@ -318,7 +329,8 @@ func (p *Proxy) currentIdentity(ctx context.Context, up Upstream) *Identity {
 	}
 	p.stats.ExpiredRejects.Add(1)
 	p.log.Error("certificate expired and no fresh one could be loaded; connection closed", "upstream", up.Service,
-		"serial", id.Serial(), "expired", id.Leaf.NotAfter.UTC().Format(time.RFC3339), "waitedMs", time.Since(start).Milliseconds())
+		"serial", id.Serial(), "expired", id.Leaf.NotAfter.UTC().Format(time.RFC3339),
+		"waitedMs", time.Since(start).Milliseconds())
 	return nil
 }
 

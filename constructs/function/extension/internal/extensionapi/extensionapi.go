@@ -1,4 +1,5 @@
-package main
+// Package extensionapi is a client of the Lambda Extensions API: register, event/next, init/error and exit/error.
+package extensionapi
 
 import (
 	"bytes"
@@ -10,8 +11,8 @@ import (
 	"strings"
 )
 
-// ExtensionClient speaks the Lambda Extensions API (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html).
-type ExtensionClient struct {
+// Client speaks the Lambda Extensions API (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-extensions-api.html).
+type Client struct {
 	base string
 	http *http.Client
 	id   string
@@ -25,14 +26,14 @@ type Event struct {
 	ShutdownReason string `json:"shutdownReason"`
 }
 
-// NewExtensionClient talks to runtimeAPI (the value of AWS_LAMBDA_RUNTIME_API, host:port).
-func NewExtensionClient(runtimeAPI string) *ExtensionClient {
+// NewClient talks to runtimeAPI (the value of AWS_LAMBDA_RUNTIME_API, host:port).
+func NewClient(runtimeAPI string) *Client {
 	// No client timeout: event/next is a long poll that lasts until the next event.
-	return &ExtensionClient{base: "http://" + runtimeAPI + "/2020-01-01/extension", http: &http.Client{}}
+	return &Client{base: "http://" + runtimeAPI + "/2020-01-01/extension", http: &http.Client{}}
 }
 
 // Register registers the extension for SHUTDOWN events under name (which must be the binary's file name).
-func (c *ExtensionClient) Register(ctx context.Context, name string) error {
+func (c *Client) Register(ctx context.Context, name string) error {
 	body, _ := json.Marshal(map[string][]string{"events": {"SHUTDOWN"}})
 	resp, err := c.do(ctx, http.MethodPost, "/register", map[string]string{"Lambda-Extension-Name": name}, body)
 	if err != nil {
@@ -47,7 +48,7 @@ func (c *ExtensionClient) Register(ctx context.Context, name string) error {
 }
 
 // NextEvent blocks until the next event.
-func (c *ExtensionClient) NextEvent(ctx context.Context) (*Event, error) {
+func (c *Client) NextEvent(ctx context.Context) (*Event, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/event/next", c.idHeader(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("event/next: %w", err)
@@ -60,16 +61,16 @@ func (c *ExtensionClient) NextEvent(ctx context.Context) (*Event, error) {
 }
 
 // InitError reports a failed init; errorType is "Extension.<Reason>". Lambda then fails the init phase.
-func (c *ExtensionClient) InitError(ctx context.Context, errorType, message string) error {
+func (c *Client) InitError(ctx context.Context, errorType, message string) error {
 	return c.reportError(ctx, "/init/error", errorType, message)
 }
 
 // ExitError reports an error before exiting after init.
-func (c *ExtensionClient) ExitError(ctx context.Context, errorType, message string) error {
+func (c *Client) ExitError(ctx context.Context, errorType, message string) error {
 	return c.reportError(ctx, "/exit/error", errorType, message)
 }
 
-func (c *ExtensionClient) reportError(ctx context.Context, path, errorType, message string) error {
+func (c *Client) reportError(ctx context.Context, path, errorType, message string) error {
 	body, _ := json.Marshal(map[string]string{"errorMessage": message, "errorType": errorType})
 	h := c.idHeader()
 	h["Lambda-Extension-Function-Error-Type"] = errorType
@@ -80,7 +81,7 @@ func (c *ExtensionClient) reportError(ctx context.Context, path, errorType, mess
 	return nil
 }
 
-func (c *ExtensionClient) idHeader() map[string]string {
+func (c *Client) idHeader() map[string]string {
 	return map[string]string{"Lambda-Extension-Identifier": c.id}
 }
 
@@ -89,7 +90,8 @@ type response struct {
 	body   []byte
 }
 
-func (c *ExtensionClient) do(ctx context.Context, method, path string, headers map[string]string, body []byte) (*response, error) {
+func (c *Client) do(ctx context.Context, method, path string, headers map[string]string,
+	body []byte) (*response, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)

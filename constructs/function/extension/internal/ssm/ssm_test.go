@@ -1,4 +1,4 @@
-package main
+package ssm
 
 import (
 	"context"
@@ -8,10 +8,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/sigv4"
 )
 
 // ssmStandIn answers GetParameter with the statuses and bodies of answers, in order, then with the last one.
-func ssmStandIn(t *testing.T, answers ...[2]string) (*SSMClient, *atomic.Int32) {
+func ssmStandIn(t *testing.T, answers ...[2]string) (*Client, *atomic.Int32) {
 	t.Helper()
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -24,7 +26,8 @@ func ssmStandIn(t *testing.T, answers ...[2]string) (*SSMClient, *atomic.Int32) 
 		_, _ = w.Write([]byte(answers[n][1]))
 	}))
 	t.Cleanup(srv.Close)
-	return &SSMClient{Endpoint: srv.URL, Region: "eu-west-1", Credentials: Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}, HTTP: srv.Client()}, &calls
+	creds := sigv4.Credentials{AccessKeyID: "AKID", SecretAccessKey: "s"}
+	return &Client{Endpoint: srv.URL, Region: "eu-west-1", Credentials: creds, HTTP: srv.Client()}, &calls
 }
 
 func TestGetParameterRetriesThrottlingAndServerErrors(t *testing.T) {
@@ -41,7 +44,8 @@ func TestGetParameterRetriesThrottlingAndServerErrors(t *testing.T) {
 func TestGetParameterDoesNotRetryClientErrors(t *testing.T) {
 	c, calls := ssmStandIn(t, [2]string{"400", `{"__type":"ParameterNotFound","message":"Parameter /p not found."}`})
 	_, err := c.GetParameter(context.Background(), "/p")
-	if err == nil || calls.Load() != 1 || !strings.HasSuffix(err.Error(), "HTTP 400 ParameterNotFound: Parameter /p not found.") {
+	if err == nil || calls.Load() != 1 ||
+		!strings.HasSuffix(err.Error(), "HTTP 400 ParameterNotFound: Parameter /p not found.") {
 		t.Fatalf("err %v after %d calls", err, calls.Load())
 	}
 }

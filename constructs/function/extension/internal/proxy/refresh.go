@@ -1,10 +1,16 @@
-package main
+package proxy
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/bundle"
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/jsonlog"
 )
+
+// defaultRefreshDeadline bounds one refresh of the identity.
+const defaultRefreshDeadline = 10 * time.Second
 
 // Refresher re-reads the identity bundle in the background once less than half of the leaf's lifetime remains,
 // and swaps it into the proxy atomically. Requests do not wait for it while the current leaf is valid: they keep
@@ -12,8 +18,8 @@ import (
 // for the refresh, because presenting an expired leaf would fail anyway.
 type Refresher struct {
 	proxy *Proxy
-	fetch func(context.Context) (*Identity, error)
-	log   *Logger
+	fetch func(context.Context) (*bundle.Identity, error)
+	log   *jsonlog.Logger
 	stats *Stats
 	now   func() time.Time
 	// timeout bounds one refresh; backoff is how long after an attempt that changed nothing (a failure, or the
@@ -29,8 +35,12 @@ type Refresher struct {
 }
 
 // NewRefresher refreshes proxy's identity with fetch; backoff spaces attempts that changed nothing.
-func NewRefresher(proxy *Proxy, fetch func(context.Context) (*Identity, error), log *Logger, stats *Stats, backoff time.Duration) *Refresher {
-	return &Refresher{proxy: proxy, fetch: fetch, log: log, stats: stats, now: time.Now, timeout: defaultRefreshDeadline, backoff: backoff}
+func NewRefresher(proxy *Proxy, fetch func(context.Context) (*bundle.Identity, error), log *jsonlog.Logger,
+	stats *Stats, backoff time.Duration) *Refresher {
+	return &Refresher{
+		proxy: proxy, fetch: fetch, log: log, stats: stats, now: time.Now,
+		timeout: defaultRefreshDeadline, backoff: backoff,
+	}
 }
 
 // Check starts a background refresh if one is due and none is running, and never blocks; trigger names the caller
@@ -57,7 +67,7 @@ func (r *Refresher) Check(trigger string) <-chan struct{} {
 	return done
 }
 
-func (r *Refresher) refresh(trigger string, cur *Identity, done chan struct{}) {
+func (r *Refresher) refresh(trigger string, cur *bundle.Identity, done chan struct{}) {
 	defer r.wg.Done()
 	swapped := false
 	defer func() {
@@ -89,7 +99,9 @@ func (r *Refresher) refresh(trigger string, cur *Identity, done chan struct{}) {
 	r.proxy.SetIdentity(next)
 	swapped = true
 	r.stats.Refreshes.Add(1)
-	fields := []interface{}{"trigger", trigger, "serial", next.Serial(), "expires", next.Leaf.NotAfter.UTC().Format(time.RFC3339)}
+	fields := []interface{}{
+		"trigger", trigger, "serial", next.Serial(), "expires", next.Leaf.NotAfter.UTC().Format(time.RFC3339),
+	}
 	if cur != nil {
 		fields = append(fields, "previousSerial", cur.Serial())
 	}

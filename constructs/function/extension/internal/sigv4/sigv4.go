@@ -1,4 +1,5 @@
-package main
+// Package sigv4 signs AWS API requests with Signature Version 4, as the extension's SSM calls need.
+package sigv4
 
 import (
 	"crypto/hmac"
@@ -25,9 +26,9 @@ const (
 	emptyPayloadSHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
-// SignV4 adds X-Amz-Date, X-Amz-Security-Token (if any) and Authorization to req, per AWS Signature Version 4.
+// Sign adds X-Amz-Date, X-Amz-Security-Token (if any) and Authorization to req, per AWS Signature Version 4.
 // Every header already on req, plus host, is signed. payload is the exact request body.
-func SignV4(req *http.Request, payload []byte, creds Credentials, region, service string, now time.Time) {
+func Sign(req *http.Request, payload []byte, creds Credentials, region, service string, now time.Time) {
 	amzDate := now.UTC().Format(amzDateFormat)
 	req.Header.Set("X-Amz-Date", amzDate)
 	if creds.SessionToken != "" {
@@ -36,7 +37,8 @@ func SignV4(req *http.Request, payload []byte, creds Credentials, region, servic
 	canonical, signedHeaders := canonicalRequest(req, hashHex(payload))
 	scope := credentialScope(amzDate[:8], region, service)
 	sts := stringToSign(amzDate, scope, canonical)
-	signature := hex.EncodeToString(hmacSHA256(signingKey(creds.SecretAccessKey, amzDate[:8], region, service), []byte(sts)))
+	key := signingKey(creds.SecretAccessKey, amzDate[:8], region, service)
+	signature := hex.EncodeToString(hmacSHA256(key, []byte(sts)))
 	req.Header.Set("Authorization", fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
 		sigV4Algorithm, creds.AccessKeyID, scope, signedHeaders, signature))
 }
@@ -140,7 +142,8 @@ func uriEncode(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~' {
+		if (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			c == '-' || c == '_' || c == '.' || c == '~' {
 			b.WriteByte(c)
 		} else {
 			fmt.Fprintf(&b, "%%%02X", c)

@@ -1,4 +1,8 @@
-package main
+// Package meshtest holds what the extension's tests share: a Connect CA that issues Consul-like SPIFFE leaves, the
+// identity bundle as the registrar writes it, a mesh gateway stand-in in front of an echo upstream, and plain TCP
+// and log helpers. It imports nothing of the extension, so it stands in for the other side independently. Only
+// tests import it: it is not part of the binary, and the construct leaves it out of what it stages and ships.
+package meshtest
 
 import (
 	"bytes"
@@ -20,24 +24,33 @@ import (
 	"time"
 )
 
+// The mesh the tests run in.
 const (
-	testTrustDomain = "11111111-2222-3333-4444-555555555555.consul"
-	testNS          = "default"
-	testDC          = "dc1"
+	TrustDomain = "11111111-2222-3333-4444-555555555555.consul"
+	Namespace   = "default"
+	Datacenter  = "dc1"
 )
 
-func spiffe(svc string) string {
-	return "spiffe://" + testTrustDomain + "/ns/" + testNS + "/dc/" + testDC + "/svc/" + svc
+// SpiffeID is the SPIFFE ID of svc in the test mesh.
+func SpiffeID(svc string) string {
+	return "spiffe://" + TrustDomain + "/ns/" + Namespace + "/dc/" + Datacenter + "/svc/" + svc
 }
 
-type testCA struct {
+// SNI is the server name a mesh gateway routes svc of the test mesh on.
+func SNI(svc string) string {
+	return svc + "." + Namespace + "." + Datacenter + ".internal." + TrustDomain
+}
+
+// CA is a mesh CA: a self-signed root with the trust domain's SPIFFE ID.
+type CA struct {
+	PEM    string // the root certificate
 	cert   *x509.Certificate
 	key    *ecdsa.PrivateKey
-	pem    string
 	serial int64
 }
 
-func newCA(t *testing.T, name string) *testCA {
+// NewCA makes a new root named name.
+func NewCA(t *testing.T, name string) *CA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -51,17 +64,19 @@ func newCA(t *testing.T, name string) *testCA {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		URIs:                  []*url.URL{mustURL("spiffe://" + testTrustDomain)},
+		URIs:                  []*url.URL{MustURL("spiffe://" + TrustDomain)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), serial: 100}
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return &CA{PEM: certPEM, cert: cert, key: key, serial: 100}
 }
 
-func mustURL(s string) *url.URL {
+// MustURL parses s or panics.
+func MustURL(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		panic(err)
@@ -69,14 +84,15 @@ func mustURL(s string) *url.URL {
 	return u
 }
 
-type testLeaf struct {
-	certPEM, keyPEM string
-	tls             tls.Certificate
-	serial          *big.Int
+// Leaf is an issued leaf certificate with its key.
+type Leaf struct {
+	CertPEM, KeyPEM string
+	TLS             tls.Certificate
+	Serial          *big.Int
 }
 
-// leaf issues a Consul-like leaf: both server and client auth, one SPIFFE URI SAN.
-func (ca *testCA) leaf(t *testing.T, uri string, notBefore, notAfter time.Time) testLeaf {
+// Leaf issues a Consul-like leaf: both server and client auth, one SPIFFE URI SAN.
+func (ca *CA) Leaf(t *testing.T, uri string, notBefore, notAfter time.Time) Leaf {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -91,7 +107,7 @@ func (ca *testCA) leaf(t *testing.T, uri string, notBefore, notAfter time.Time) 
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{mustURL(uri)},
+		URIs:         []*url.URL{MustURL(uri)},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -104,23 +120,37 @@ func (ca *testCA) leaf(t *testing.T, uri string, notBefore, notAfter time.Time) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testLeaf{certPEM: certPEM, keyPEM: keyPEM, tls: pair, serial: serial}
+	return Leaf{CertPEM: certPEM, KeyPEM: keyPEM, TLS: pair, Serial: serial}
 }
 
-func (ca *testCA) freshLeaf(t *testing.T, uri string) testLeaf {
-	return ca.leaf(t, uri, time.Now().Add(-time.Minute), time.Now().Add(72*time.Hour))
+// FreshLeaf issues a leaf valid from a minute ago for 72 hours, Consul's default lifetime.
+func (ca *CA) FreshLeaf(t *testing.T, uri string) Leaf {
+	return ca.Leaf(t, uri, time.Now().Add(-time.Minute), time.Now().Add(72*time.Hour))
 }
 
-func bundleJSON(t *testing.T, l testLeaf, rootPEM string) string {
+// BundleJSON is the identity parameter's value for l, as the registrar serializes it
+// (constructs/intentions/private/registrar-handler), with the trust domain of the test mesh.
+func BundleJSON(t *testing.T, l Leaf, rootPEM string) string {
 	t.Helper()
-	b, err := json.Marshal(Bundle{PrivateKeyPEM: l.keyPEM, CertPEM: l.certPEM, RootCertPEM: rootPEM, TrustDomain: testTrustDomain, Peers: []Peer{}})
+	type peer struct {
+		Name        string `json:"name"`
+		TrustDomain string `json:"trustDomain"`
+	}
+	b, err := json.Marshal(struct {
+		PrivateKeyPEM string `json:"privateKeyPEM"`
+		CertPEM       string `json:"certPEM"`
+		RootCertPEM   string `json:"rootCertPEM"`
+		TrustDomain   string `json:"trustDomain"`
+		Peers         []peer `json:"peers"`
+	}{l.KeyPEM, l.CertPEM, rootPEM, TrustDomain, []peer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
 }
 
-func startEcho(t *testing.T) string {
+// StartEcho runs a TCP server that sends back what it receives; it returns its address.
+func StartEcho(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -139,10 +169,10 @@ func startEcho(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// testGateway stands in for a mesh gateway plus the upstream's sidecar: it terminates mTLS with serverCert,
+// Gateway stands in for a mesh gateway plus the upstream's sidecar: it terminates mTLS with serverCert,
 // requires a client certificate from clientCA, checks the SNI, and forwards to an echo server.
-type testGateway struct {
-	addr string
+type Gateway struct {
+	Addr string
 	mu   sync.Mutex
 	snis []string
 	// serials of the client certificates seen
@@ -150,7 +180,8 @@ type testGateway struct {
 	uris    []string
 }
 
-func startGateway(t *testing.T, serverCert tls.Certificate, clientCA *testCA, wantSNI, upstream string) *testGateway {
+// StartGateway runs a Gateway that forwards connections for wantSNI to upstream and closes the others.
+func StartGateway(t *testing.T, serverCert tls.Certificate, clientCA *CA, wantSNI, upstream string) *Gateway {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AddCert(clientCA.cert)
@@ -164,7 +195,7 @@ func startGateway(t *testing.T, serverCert tls.Certificate, clientCA *testCA, wa
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	g := &testGateway{addr: ln.Addr().String()}
+	g := &Gateway{Addr: ln.Addr().String()}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -199,14 +230,16 @@ func startGateway(t *testing.T, serverCert tls.Certificate, clientCA *testCA, wa
 	return g
 }
 
-func (g *testGateway) seen() (snis, clients, uris []string) {
+// Seen returns the SNIs, client certificate serials (hex) and client URI SANs of the handshakes so far.
+func (g *Gateway) Seen() (snis, clients, uris []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return append([]string(nil), g.snis...), append([]string(nil), g.clients...), append([]string(nil), g.uris...)
+	return append([]string(nil), g.snis...), append([]string(nil), g.clients...),
+		append([]string(nil), g.uris...)
 }
 
-// roundTrip writes msg on a fresh plain TCP connection to addr and returns what comes back before EOF.
-func roundTrip(t *testing.T, addr, msg string) (string, error) {
+// RoundTrip writes msg on a fresh plain TCP connection to addr and returns what comes back before EOF.
+func RoundTrip(t *testing.T, addr, msg string) (string, error) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -222,26 +255,26 @@ func roundTrip(t *testing.T, addr, msg string) (string, error) {
 	return string(b), err
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
+// SyncBuffer is a log sink safe for concurrent writes.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
 }
 
-// lines parses the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]interface{} {
+// Lines parses the JSON log lines.
+func (s *SyncBuffer) Lines(t *testing.T) []map[string]interface{} {
 	t.Helper()
 	var out []map[string]interface{}
 	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
@@ -257,7 +290,8 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]interface{} {
 	return out
 }
 
-func freePort(t *testing.T) int {
+// FreePort is a TCP port of 127.0.0.1 that the OS says is free now.
+func FreePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

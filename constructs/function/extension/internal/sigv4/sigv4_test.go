@@ -1,4 +1,4 @@
-package main
+package sigv4
 
 import (
 	"net/http"
@@ -36,14 +36,18 @@ func TestSigV4TestSuiteVectors(t *testing.T) {
 	for _, c := range []struct {
 		name, method, url, sig string
 	}{
-		{"get-vanilla", "GET", "https://example.amazonaws.com/", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
-		{"post-vanilla", "POST", "https://example.amazonaws.com/", "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-		{"get-vanilla-query-order-key-case", "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1", "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
+		{"get-vanilla", "GET", "https://example.amazonaws.com/",
+			"5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"},
+		{"post-vanilla", "POST", "https://example.amazonaws.com/",
+			"5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
+		{"get-vanilla-query-order-key-case", "GET", "https://example.amazonaws.com/?Param2=value2&Param1=value1",
+			"b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			req, _ := http.NewRequest(c.method, c.url, nil)
-			SignV4(req, nil, suiteCreds, "us-east-1", "service", suiteTime)
-			want := "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=" + c.sig
+			Sign(req, nil, suiteCreds, "us-east-1", "service", suiteTime)
+			want := "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, " +
+				"SignedHeaders=host;x-amz-date, Signature=" + c.sig
 			if got := req.Header.Get("Authorization"); got != want {
 				t.Fatalf("Authorization\n got %s\nwant %s", got, want)
 			}
@@ -60,7 +64,7 @@ func TestSigV4SessionTokenAndHeadersAreSigned(t *testing.T) {
 	req.Header.Set("X-Amz-Target", "AmazonSSM.GetParameter")
 	creds := suiteCreds
 	creds.SessionToken = "token"
-	SignV4(req, []byte(`{}`), creds, "eu-west-1", "ssm", suiteTime)
+	Sign(req, []byte(`{}`), creds, "eu-west-1", "ssm", suiteTime)
 	auth := req.Header.Get("Authorization")
 	if !strings.Contains(auth, "Credential=AKIDEXAMPLE/20150830/eu-west-1/ssm/aws4_request") ||
 		!strings.Contains(auth, "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target,") {
@@ -73,14 +77,14 @@ func TestSigV4SessionTokenAndHeadersAreSigned(t *testing.T) {
 	again, _ := http.NewRequest("POST", "https://ssm.eu-west-1.amazonaws.com/", nil)
 	again.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	again.Header.Set("X-Amz-Target", "AmazonSSM.GetParameter")
-	SignV4(again, []byte(`{}`), creds, "eu-west-1", "ssm", suiteTime)
+	Sign(again, []byte(`{}`), creds, "eu-west-1", "ssm", suiteTime)
 	if again.Header.Get("Authorization") != auth {
 		t.Fatal("signature not deterministic")
 	}
 	other, _ := http.NewRequest("POST", "https://ssm.eu-west-1.amazonaws.com/", nil)
 	other.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	other.Header.Set("X-Amz-Target", "AmazonSSM.GetParameter")
-	SignV4(other, []byte(`{"x":1}`), creds, "eu-west-1", "ssm", suiteTime)
+	Sign(other, []byte(`{"x":1}`), creds, "eu-west-1", "ssm", suiteTime)
 	if other.Header.Get("Authorization") == auth {
 		t.Fatal("body is not covered by the signature")
 	}

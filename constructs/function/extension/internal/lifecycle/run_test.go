@@ -1,4 +1,4 @@
-package main
+package lifecycle
 
 import (
 	"context"
@@ -7,10 +7,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/config"
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/meshtest"
 )
 
 // fakeLambda is the Extensions API plus SSM, recording the order of calls.
@@ -56,7 +60,8 @@ func (f *fakeLambda) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "POST" && r.URL.Path == "/2020-01-01/extension/register":
 		f.record("register")
 		body, _ := io.ReadAll(r.Body)
-		if r.Header.Get("Lambda-Extension-Name") != "lambda-mesh" || strings.TrimSpace(string(body)) != `{"events":["SHUTDOWN"]}` {
+		if r.Header.Get("Lambda-Extension-Name") != "lambda-mesh" ||
+			strings.TrimSpace(string(body)) != `{"events":["SHUTDOWN"]}` {
 			f.t.Errorf("register: name %q body %s", r.Header.Get("Lambda-Extension-Name"), body)
 		}
 		w.Header().Set("Lambda-Extension-Identifier", "ext-id-1")
@@ -89,21 +94,26 @@ func (f *fakeLambda) serveAPI(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeLambda) env(overrides map[string]string) func(string) string {
 	env := map[string]string{
-		EnvRuntimeAPI:           strings.TrimPrefix(f.api.URL, "http://"),
-		EnvIdentityParameter:    "/lambda-mesh/default/default/my-function",
-		EnvUpstreams:            `[{"service":"feature-store","localPort":` + itoa(freePort(f.t)) + `}]`,
-		EnvGateway:              "127.0.0.1:1",
-		EnvDatacenter:           testDC,
-		EnvSSMEndpoint:          f.ssm.URL,
-		"AWS_REGION":            "eu-west-1",
-		"AWS_ACCESS_KEY_ID":     "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_SESSION_TOKEN":     "session",
+		config.EnvRuntimeAPI:         strings.TrimPrefix(f.api.URL, "http://"),
+		config.Env.IdentityParameter: "/lambda-mesh/default/default/my-function",
+		config.Env.Upstreams:         upstreams(meshtest.FreePort(f.t)),
+		config.Env.Gateway:           "127.0.0.1:1",
+		config.Env.Datacenter:        meshtest.Datacenter,
+		config.Env.SSMEndpoint:       f.ssm.URL,
+		"AWS_REGION":                 "eu-west-1",
+		"AWS_ACCESS_KEY_ID":          "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":      "secret",
+		"AWS_SESSION_TOKEN":          "session",
 	}
 	for k, v := range overrides {
 		env[k] = v
 	}
 	return func(k string) string { return env[k] }
+}
+
+// upstreams is the value of config.Env.Upstreams for one upstream, feature-store, on port.
+func upstreams(port int) string {
+	return `[{"service":"feature-store","localPort":` + strconv.Itoa(port) + `}]`
 }
 
 func runExtension(t *testing.T, getenv func(string) string, logs io.Writer) int {
@@ -120,9 +130,10 @@ func runExtension(t *testing.T, getenv func(string) string, logs io.Writer) int 
 }
 
 func TestRunRegistersInitsThenPollsAndShutsDown(t *testing.T) {
-	ca := newCA(t, "mesh-ca")
-	client := ca.freshLeaf(t, spiffe("my-function"))
-	gw := startGateway(t, ca.freshLeaf(t, spiffe("feature-store")).tls, ca, wantSNI, startEcho(t))
+	ca := meshtest.NewCA(t, "mesh-ca")
+	client := ca.FreshLeaf(t, meshtest.SpiffeID("my-function"))
+	gateway := ca.FreshLeaf(t, meshtest.SpiffeID("feature-store"))
+	gw := meshtest.StartGateway(t, gateway.TLS, ca, meshtest.SNI("feature-store"), meshtest.StartEcho(t))
 	f := newFakeLambda(t)
 	f.ssmHandler = func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -134,26 +145,28 @@ func TestRunRegistersInitsThenPollsAndShutsDown(t *testing.T) {
 			string(body) != `{"Name":"/lambda-mesh/default/default/my-function","WithDecryption":true}` {
 			t.Errorf("bad SSM request: %v %s", r.Header, body)
 		}
-		out, _ := json.Marshal(map[string]interface{}{"Parameter": map[string]string{"Name": "p", "Value": bundleJSON(t, client, ca.pem)}})
+		out, _ := json.Marshal(map[string]interface{}{
+			"Parameter": map[string]string{"Name": "p", "Value": meshtest.BundleJSON(t, client, ca.PEM)},
+		})
 		_, _ = w.Write(out)
 	}
-	port := freePort(t)
-	addr := "127.0.0.1:" + itoa(port)
+	port := meshtest.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
 	f.onNext = func(n int) string {
 		if n == 1 {
 			// The first invoke can only come now: the listener must already be bound and the certificate loaded,
 			// so a request through the mesh succeeds right away.
-			if got, err := roundTrip(t, addr, "first invoke"); err != nil || got != "first invoke" {
+			if got, err := meshtest.RoundTrip(t, addr, "first invoke"); err != nil || got != "first invoke" {
 				t.Errorf("at the first event/next the proxy is not ready: %q %v", got, err)
 			}
 			return `{"eventType":"INVOKE","deadlineMs":1,"requestId":"r1"}`
 		}
 		return `{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":1}`
 	}
-	logs := &syncBuffer{}
+	logs := &meshtest.SyncBuffer{}
 	code := runExtension(t, f.env(map[string]string{
-		EnvGateway:   gw.addr,
-		EnvUpstreams: `[{"service":"feature-store","localPort":` + itoa(port) + `}]`,
+		config.Env.Gateway:   gw.Addr,
+		config.Env.Upstreams: upstreams(port),
 	}), logs)
 	if code != 0 {
 		t.Fatalf("exit %d; logs:\n%s", code, logs.String())
@@ -166,7 +179,7 @@ func TestRunRegistersInitsThenPollsAndShutsDown(t *testing.T) {
 		t.Fatal("listener still open after SHUTDOWN")
 	}
 	var shutdown map[string]interface{}
-	for _, l := range logs.lines(t) {
+	for _, l := range logs.Lines(t) {
 		if l["msg"] == "shutdown" {
 			shutdown = l
 		}
@@ -187,7 +200,7 @@ func TestRunReportsSSMFailure(t *testing.T) {
 		_, _ = w.Write([]byte(`{"__type":"InternalServerError","message":"boom"}`))
 	}
 	f.onNext = func(int) string { t.Error("event/next after a failed init"); return "{}" }
-	logs := &syncBuffer{}
+	logs := &meshtest.SyncBuffer{}
 	if code := runExtension(t, f.env(nil), logs); code == 0 {
 		t.Fatal("exit 0 after a failed init")
 	}
@@ -196,7 +209,7 @@ func TestRunReportsSSMFailure(t *testing.T) {
 		t.Fatalf("call order %s", got)
 	}
 	e := f.initError
-	if e["header"] != ErrTypeSSM || e["errorType"] != ErrTypeSSM || e["id"] != "ext-id-1" ||
+	if e["header"] != errTypeSSM || e["errorType"] != errTypeSSM || e["id"] != "ext-id-1" ||
 		!strings.Contains(e["errorMessage"], "HTTP 500 InternalServerError: boom (after 3 attempts)") ||
 		!strings.Contains(e["errorMessage"], "/lambda-mesh/default/default/my-function") {
 		t.Fatalf("init error %v", e)
@@ -207,12 +220,12 @@ func TestRunReportsMissingDatacenter(t *testing.T) {
 	f := newFakeLambda(t)
 	f.ssmHandler = func(w http.ResponseWriter, r *http.Request) { t.Error("SSM called with a broken config") }
 	f.onNext = func(int) string { t.Error("event/next after a failed init"); return "{}" }
-	code := runExtension(t, f.env(map[string]string{EnvDatacenter: ""}), &syncBuffer{})
+	code := runExtension(t, f.env(map[string]string{config.Env.Datacenter: ""}), &meshtest.SyncBuffer{})
 	if code == 0 {
 		t.Fatal("exit 0 after a failed init")
 	}
 	e := f.initError
-	if e["header"] != ErrTypeConfig || !strings.Contains(e["errorMessage"], "LAMBDA_MESH_DATACENTER is required") {
+	if e["header"] != errTypeConfig || !strings.Contains(e["errorMessage"], "LAMBDA_MESH_DATACENTER is required") {
 		t.Fatalf("init error %v", e)
 	}
 }
@@ -228,7 +241,7 @@ func TestRunReportsInitTimeout(t *testing.T) {
 	}
 	f.onNext = func(int) string { t.Error("event/next after a failed init"); return "{}" }
 	start := time.Now()
-	code := runExtension(t, f.env(map[string]string{EnvInitTimeoutMs: "150"}), &syncBuffer{})
+	code := runExtension(t, f.env(map[string]string{config.Env.InitTimeoutMs: "150"}), &meshtest.SyncBuffer{})
 	if code == 0 {
 		t.Fatal("exit 0 after a failed init")
 	}
@@ -236,7 +249,7 @@ func TestRunReportsInitTimeout(t *testing.T) {
 		t.Fatal("the init budget was not enforced")
 	}
 	e := f.initError
-	if e["header"] != ErrTypeInitTimeout || !strings.Contains(e["errorMessage"], "within 150ms") ||
+	if e["header"] != errTypeInitTimeout || !strings.Contains(e["errorMessage"], "within 150ms") ||
 		!strings.Contains(e["errorMessage"], "reading the identity parameter") {
 		t.Fatalf("init error %v", e)
 	}
@@ -248,52 +261,20 @@ func TestRunReportsBusyPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	ca := newCA(t, "mesh-ca")
-	l := ca.freshLeaf(t, spiffe("my-function"))
+	ca := meshtest.NewCA(t, "mesh-ca")
+	l := ca.FreshLeaf(t, meshtest.SpiffeID("my-function"))
 	f := newFakeLambda(t)
 	f.ssmHandler = func(w http.ResponseWriter, r *http.Request) {
-		out, _ := json.Marshal(map[string]interface{}{"Parameter": map[string]string{"Value": bundleJSON(t, l, ca.pem)}})
+		out, _ := json.Marshal(map[string]interface{}{
+			"Parameter": map[string]string{"Value": meshtest.BundleJSON(t, l, ca.PEM)},
+		})
 		_, _ = w.Write(out)
 	}
 	f.onNext = func(int) string { t.Error("event/next after a failed init"); return "{}" }
 	port := busy.Addr().(*net.TCPAddr).Port
-	code := runExtension(t, f.env(map[string]string{EnvUpstreams: `[{"service":"feature-store","localPort":` + itoa(port) + `}]`}), &syncBuffer{})
-	if code == 0 || f.initError["errorType"] != ErrTypeListen || !strings.Contains(f.initError["errorMessage"], `upstream "feature-store"`) {
+	code := runExtension(t, f.env(map[string]string{config.Env.Upstreams: upstreams(port)}), &meshtest.SyncBuffer{})
+	if code == 0 || f.initError["errorType"] != errTypeListen ||
+		!strings.Contains(f.initError["errorMessage"], `upstream "feature-store"`) {
 		t.Fatalf("exit %d, init error %v", code, f.initError)
-	}
-}
-
-func TestLoadConfigCollectsEveryProblem(t *testing.T) {
-	env := map[string]string{
-		EnvUpstreams:     `[{"service":"Feature_Store","localPort":0}]`,
-		EnvGateway:       "no-port",
-		EnvInitTimeoutMs: "-5",
-	}
-	_, err := LoadConfig(func(k string) string { return env[k] })
-	if err == nil {
-		t.Fatal("no error")
-	}
-	for _, want := range []string{
-		"LAMBDA_MESH_IDENTITY_PARAMETER is required", "LAMBDA_MESH_DATACENTER is required", "LAMBDA_MESH_GATEWAY must be host:port",
-		"LAMBDA_MESH_UPSTREAMS[0].service", "LAMBDA_MESH_UPSTREAMS[0].localPort", "LAMBDA_MESH_INIT_TIMEOUT_MS", "AWS_REGION is required",
-	} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
-		}
-	}
-	env = map[string]string{
-		EnvIdentityParameter: "/p", EnvUpstreams: `[{"service":"a","localPort":1},{"service":"b","localPort":1}]`,
-		EnvGateway: "gw:8443", EnvDatacenter: "dc1", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b",
-	}
-	if _, err := LoadConfig(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "used by both") {
-		t.Fatalf("duplicate port: %v", err)
-	}
-	env[EnvUpstreams] = `[{"service":"a","localPort":8080}]`
-	c, err := LoadConfig(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Namespace != "default" || c.InitTimeout != 2*time.Second || c.SSMEndpoint != "https://ssm.us-east-1.amazonaws.com" {
-		t.Fatalf("defaults %+v", c)
 	}
 }

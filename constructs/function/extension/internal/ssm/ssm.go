@@ -1,4 +1,6 @@
-package main
+// Package ssm reads the identity parameter: SSM Parameter Store's GetParameter over AWS JSON 1.1, SigV4-signed,
+// with the AWS SDKs' standard retries.
+package ssm
 
 import (
 	"bytes"
@@ -12,28 +14,30 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/sigv4"
 )
 
-// SSMClient calls SSM Parameter Store's GetParameter over AWS JSON 1.1, signed with SigV4.
-type SSMClient struct {
+// Client calls SSM Parameter Store's GetParameter over AWS JSON 1.1, signed with SigV4.
+type Client struct {
 	Endpoint    string // e.g. https://ssm.eu-west-1.amazonaws.com
 	Region      string
-	Credentials Credentials
+	Credentials sigv4.Credentials
 	HTTP        *http.Client
 	Now         func() time.Time
 	// Attempts is how many times a call is tried when it fails in a way another try may fix (no response, HTTP 5xx,
-	// throttling: many cold starts at once can exceed GetParameter's rate). 0 means DefaultSSMAttempts.
+	// throttling: many cold starts at once can exceed GetParameter's rate). 0 means DefaultAttempts.
 	Attempts int
 }
 
-// DefaultSSMAttempts is what the AWS SDKs' standard retry mode tries.
-const DefaultSSMAttempts = 3
+// DefaultAttempts is what the AWS SDKs' standard retry mode tries.
+const DefaultAttempts = 3
 
 // ssmRetryBase is the first back-off; it doubles per attempt, with full jitter so that concurrent cold starts spread.
 const ssmRetryBase = 25 * time.Millisecond
 
-// SSMError is a failed GetParameter call.
-type SSMError struct {
+// Error is a failed GetParameter call.
+type Error struct {
 	Parameter string
 	Status    int    // 0 when the request never got a response
 	Type      string // AWS error code, e.g. ParameterNotFound, AccessDeniedException
@@ -43,11 +47,11 @@ type SSMError struct {
 }
 
 // Retryable reports whether another attempt may succeed.
-func (e *SSMError) Retryable() bool {
+func (e *Error) Retryable() bool {
 	return e.Status == 0 || e.Status >= 500 || e.Type == "ThrottlingException" || e.Type == "TooManyRequestsException"
 }
 
-func (e *SSMError) Error() string {
+func (e *Error) Error() string {
 	var s string
 	if e.Status == 0 {
 		s = fmt.Sprintf("ssm GetParameter %s: %v", e.Parameter, e.Err)
@@ -68,18 +72,18 @@ func (e *SSMError) Error() string {
 	return s
 }
 
-func (e *SSMError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // GetParameter returns the decrypted value of the named parameter, retrying what may be transient while ctx allows.
 // The value is secret: never log it.
-func (c *SSMClient) GetParameter(ctx context.Context, name string) (string, error) {
+func (c *Client) GetParameter(ctx context.Context, name string) (string, error) {
 	attempts := c.Attempts
 	if attempts <= 0 {
-		attempts = DefaultSSMAttempts
+		attempts = DefaultAttempts
 	}
 	for i := 1; ; i++ {
 		v, err := c.getParameterOnce(ctx, name)
-		var se *SSMError
+		var se *Error
 		if !errors.As(err, &se) {
 			return v, err
 		}
@@ -111,14 +115,15 @@ func jitter(max time.Duration) time.Duration {
 	return time.Duration(jitterRand.Int63n(int64(max)))
 }
 
-func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, error) {
+func (c *Client) getParameterOnce(ctx context.Context, name string) (string, error) {
 	body, _ := json.Marshal(struct {
 		Name           string
 		WithDecryption bool
 	}{name, true})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.Endpoint, "/")+"/", bytes.NewReader(body))
+	url := strings.TrimRight(c.Endpoint, "/") + "/"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return "", &SSMError{Parameter: name, Err: err}
+		return "", &Error{Parameter: name, Err: err}
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "AmazonSSM.GetParameter")
@@ -126,7 +131,7 @@ func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, 
 	if c.Now != nil {
 		now = c.Now
 	}
-	SignV4(req, body, c.Credentials, c.Region, "ssm", now())
+	sigv4.Sign(req, body, c.Credentials, c.Region, "ssm", now())
 
 	hc := c.HTTP
 	if hc == nil {
@@ -134,12 +139,12 @@ func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", &SSMError{Parameter: name, Err: err}
+		return "", &Error{Parameter: name, Err: err}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Err: err}
+		return "", &Error{Parameter: name, Status: resp.StatusCode, Err: err}
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
@@ -154,7 +159,7 @@ func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, 
 		if i := strings.LastIndex(e.Type, "#"); i >= 0 { // "com.amazonaws...#ParameterNotFound"
 			e.Type = e.Type[i+1:]
 		}
-		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Type: e.Type, Message: e.Message}
+		return "", &Error{Parameter: name, Status: resp.StatusCode, Type: e.Type, Message: e.Message}
 	}
 	var out struct {
 		Parameter struct {
@@ -165,7 +170,7 @@ func (c *SSMClient) getParameterOnce(ctx context.Context, name string) (string, 
 		if err == nil {
 			err = fmt.Errorf("response has no Parameter.Value")
 		}
-		return "", &SSMError{Parameter: name, Status: resp.StatusCode, Err: fmt.Errorf("malformed response: %v", err)}
+		return "", &Error{Parameter: name, Status: resp.StatusCode, Err: fmt.Errorf("malformed response: %v", err)}
 	}
 	return *out.Parameter.Value, nil
 }

@@ -1,4 +1,6 @@
-package main
+// Package bundle parses the identity bundle the registrar stores in SSM into the certificates the proxy presents
+// and trusts.
+package bundle
 
 import (
 	"crypto/tls"
@@ -9,8 +11,8 @@ import (
 	"time"
 )
 
-// Bundle is the identity parameter the registrar writes to SSM (constructs/intentions/private/registrar-handler).
-type Bundle struct {
+// wire is the identity parameter the registrar writes to SSM (constructs/intentions/private/registrar-handler).
+type wire struct {
 	PrivateKeyPEM string `json:"privateKeyPEM"`
 	CertPEM       string `json:"certPEM"`
 	RootCertPEM   string `json:"rootCertPEM"`
@@ -33,40 +35,42 @@ type Identity struct {
 	Peers       []Peer
 }
 
-// BundleError is a bundle that cannot be used. Its message never contains key material.
-type BundleError struct{ Reason string }
+// Error is a bundle that cannot be used. Its message never contains key material.
+type Error struct{ Reason string }
 
-func (e *BundleError) Error() string { return "identity bundle: " + e.Reason }
+func (e *Error) Error() string { return "identity bundle: " + e.Reason }
 
-// ParseBundle validates and parses the parameter value.
-func ParseBundle(raw []byte, now time.Time) (*Identity, error) {
-	var b Bundle
+// Parse validates and parses the parameter value.
+func Parse(raw []byte, now time.Time) (*Identity, error) {
+	var b wire
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, &BundleError{fmt.Sprintf("not JSON of the expected shape: %v", err)}
+		return nil, &Error{fmt.Sprintf("not JSON of the expected shape: %v", err)}
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{
-		{"privateKeyPEM", b.PrivateKeyPEM}, {"certPEM", b.CertPEM}, {"rootCertPEM", b.RootCertPEM}, {"trustDomain", b.TrustDomain},
+		{"privateKeyPEM", b.PrivateKeyPEM}, {"certPEM", b.CertPEM}, {"rootCertPEM", b.RootCertPEM},
+		{"trustDomain", b.TrustDomain},
 	} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, &BundleError{fmt.Sprintf("missing %v", missing)}
+		return nil, &Error{fmt.Sprintf("missing %v", missing)}
 	}
 	cert, err := tls.X509KeyPair([]byte(b.CertPEM), []byte(b.PrivateKeyPEM))
 	if err != nil {
 		// The tls package's messages describe the mismatch, not the key.
-		return nil, &BundleError{fmt.Sprintf("certPEM/privateKeyPEM: %v", err)}
+		return nil, &Error{fmt.Sprintf("certPEM/privateKeyPEM: %v", err)}
 	}
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
-		return nil, &BundleError{fmt.Sprintf("certPEM: %v", err)}
+		return nil, &Error{fmt.Sprintf("certPEM: %v", err)}
 	}
 	cert.Leaf = leaf
 	if now.After(leaf.NotAfter) {
-		return nil, &BundleError{fmt.Sprintf("leaf certificate (serial %s) expired at %s", leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339))}
+		return nil, &Error{fmt.Sprintf("leaf certificate (serial %s) expired at %s",
+			leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339))}
 	}
 	roots := x509.NewCertPool()
 	n := 0
@@ -82,13 +86,13 @@ func ParseBundle(raw []byte, now time.Time) (*Identity, error) {
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, &BundleError{fmt.Sprintf("rootCertPEM: %v", err)}
+			return nil, &Error{fmt.Sprintf("rootCertPEM: %v", err)}
 		}
 		roots.AddCert(c)
 		n++
 	}
 	if n == 0 {
-		return nil, &BundleError{"rootCertPEM holds no certificate"}
+		return nil, &Error{"rootCertPEM holds no certificate"}
 	}
 	return &Identity{Cert: cert, Leaf: leaf, Roots: roots, TrustDomain: b.TrustDomain, Peers: b.Peers}, nil
 }

@@ -1,4 +1,6 @@
-package main
+// Package config reads the extension's configuration from its environment: the variables the MeshFunction
+// construct sets (named in env.json, see Env) and those Lambda sets (region, role credentials, runtime API).
+package config
 
 import (
 	"encoding/json"
@@ -9,31 +11,21 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lambda-mesh/lambda-mesh/extension/internal/sigv4"
 )
 
-// Environment variables read by the extension.
-const (
-	EnvRuntimeAPI        = "AWS_LAMBDA_RUNTIME_API"
-	EnvIdentityParameter = "LAMBDA_MESH_IDENTITY_PARAMETER"
-	EnvUpstreams         = "LAMBDA_MESH_UPSTREAMS"
-	EnvGateway           = "LAMBDA_MESH_GATEWAY"
-	EnvNamespace         = "LAMBDA_MESH_NAMESPACE"
-	EnvDatacenter        = "LAMBDA_MESH_DATACENTER"
-	EnvInitTimeoutMs     = "LAMBDA_MESH_INIT_TIMEOUT_MS"
-	EnvSSMEndpoint       = "LAMBDA_MESH_SSM_ENDPOINT"
-	EnvRefreshCheckMs    = "LAMBDA_MESH_REFRESH_CHECK_MS"
-	EnvStatsIntervalMs   = "LAMBDA_MESH_STATS_INTERVAL_MS"
-	EnvDialTimeoutMs     = "LAMBDA_MESH_DIAL_TIMEOUT_MS"
-)
+// EnvRuntimeAPI is the host:port of the Lambda Runtime and Extensions APIs, set by Lambda.
+const EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
 
-// Defaults.
+// DefaultDialTimeout bounds the dial and TLS handshake of one connection to the mesh gateway.
+const DefaultDialTimeout = 5 * time.Second
+
 const (
-	DefaultNamespace       = "default"
-	DefaultInitTimeout     = 2000 * time.Millisecond
-	DefaultRefreshCheck    = 60 * time.Second
-	DefaultStatsInterval   = 60 * time.Second
-	DefaultDialTimeout     = 5 * time.Second
-	defaultRefreshDeadline = 10 * time.Second
+	defaultNamespace     = "default"
+	defaultInitTimeout   = 2000 * time.Millisecond
+	defaultRefreshCheck  = 60 * time.Second
+	defaultStatsInterval = 60 * time.Second
 )
 
 // Upstream is one entry of LAMBDA_MESH_UPSTREAMS.
@@ -55,22 +47,22 @@ type Config struct {
 	DialTimeout       time.Duration
 
 	Region      string
-	Credentials Credentials
+	Credentials sigv4.Credentials
 	SSMEndpoint string
 }
 
-// ConfigError lists every problem found in the environment, so one failed cold start shows all of them.
-type ConfigError struct{ Problems []string }
+// Error lists every problem found in the environment, so one failed cold start shows all of them.
+type Error struct{ Problems []string }
 
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	return "invalid configuration: " + strings.Join(e.Problems, "; ")
 }
 
 // A Consul service name as it appears in an SNI label: DNS-label characters only.
 var serviceNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
-// LoadConfig parses the environment through getenv (os.Getenv in production).
-func LoadConfig(getenv func(string) string) (*Config, error) {
+// Load parses the environment through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (*Config, error) {
 	var problems []string
 	bad := func(format string, args ...interface{}) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	req := func(name string) string {
@@ -94,46 +86,46 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	}
 
 	c := &Config{
-		IdentityParameter: req(EnvIdentityParameter),
-		Gateway:           req(EnvGateway),
-		Namespace:         strings.TrimSpace(getenv(EnvNamespace)),
-		Datacenter:        req(EnvDatacenter),
-		InitTimeout:       ms(EnvInitTimeoutMs, DefaultInitTimeout),
-		RefreshCheck:      ms(EnvRefreshCheckMs, DefaultRefreshCheck),
-		StatsInterval:     ms(EnvStatsIntervalMs, DefaultStatsInterval),
-		DialTimeout:       ms(EnvDialTimeoutMs, DefaultDialTimeout),
+		IdentityParameter: req(Env.IdentityParameter),
+		Gateway:           req(Env.Gateway),
+		Namespace:         strings.TrimSpace(getenv(Env.Namespace)),
+		Datacenter:        req(Env.Datacenter),
+		InitTimeout:       ms(Env.InitTimeoutMs, defaultInitTimeout),
+		RefreshCheck:      ms(Env.RefreshCheckMs, defaultRefreshCheck),
+		StatsInterval:     ms(Env.StatsIntervalMs, defaultStatsInterval),
+		DialTimeout:       ms(Env.DialTimeoutMs, DefaultDialTimeout),
 	}
 	if c.Namespace == "" {
-		c.Namespace = DefaultNamespace
+		c.Namespace = defaultNamespace
 	}
 	if c.Gateway != "" {
 		if host, port, err := net.SplitHostPort(c.Gateway); err != nil || host == "" || port == "" {
-			bad("%s must be host:port, got %q", EnvGateway, c.Gateway)
+			bad("%s must be host:port, got %q", Env.Gateway, c.Gateway)
 		}
 	}
-	for _, label := range []struct{ env, v string }{{EnvNamespace, c.Namespace}, {EnvDatacenter, c.Datacenter}} {
+	for _, label := range []struct{ env, v string }{{Env.Namespace, c.Namespace}, {Env.Datacenter, c.Datacenter}} {
 		if label.v != "" && !serviceNameRE.MatchString(label.v) {
 			bad("%s must be a lowercase DNS label (it is part of the SNI), got %q", label.env, label.v)
 		}
 	}
 
-	if raw := req(EnvUpstreams); raw != "" {
+	if raw := req(Env.Upstreams); raw != "" {
 		dec := json.NewDecoder(strings.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&c.Upstreams); err != nil {
-			bad(`%s must be JSON like [{"service":"feature-store","localPort":8080}]: %v`, EnvUpstreams, err)
+			bad(`%s must be JSON like [{"service":"feature-store","localPort":8080}]: %v`, Env.Upstreams, err)
 		} else if len(c.Upstreams) == 0 {
-			bad("%s lists no upstreams", EnvUpstreams)
+			bad("%s lists no upstreams", Env.Upstreams)
 		}
 		ports := map[int]string{}
 		for i, u := range c.Upstreams {
 			if !serviceNameRE.MatchString(u.Service) {
-				bad("%s[%d].service must be a lowercase DNS label, got %q", EnvUpstreams, i, u.Service)
+				bad("%s[%d].service must be a lowercase DNS label, got %q", Env.Upstreams, i, u.Service)
 			}
 			if u.LocalPort < 1 || u.LocalPort > 65535 {
-				bad("%s[%d].localPort must be 1-65535, got %d", EnvUpstreams, i, u.LocalPort)
+				bad("%s[%d].localPort must be 1-65535, got %d", Env.Upstreams, i, u.LocalPort)
 			} else if prev, dup := ports[u.LocalPort]; dup {
-				bad("%s: localPort %d is used by both %q and %q", EnvUpstreams, u.LocalPort, prev, u.Service)
+				bad("%s: localPort %d is used by both %q and %q", Env.Upstreams, u.LocalPort, prev, u.Service)
 			}
 			ports[u.LocalPort] = u.Service
 		}
@@ -146,23 +138,23 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	if c.Region == "" {
 		bad("AWS_REGION is required")
 	}
-	c.Credentials = Credentials{
+	c.Credentials = sigv4.Credentials{
 		AccessKeyID:     req("AWS_ACCESS_KEY_ID"),
 		SecretAccessKey: req("AWS_SECRET_ACCESS_KEY"),
 		SessionToken:    strings.TrimSpace(getenv("AWS_SESSION_TOKEN")),
 	}
-	c.SSMEndpoint = strings.TrimSpace(getenv(EnvSSMEndpoint))
+	c.SSMEndpoint = strings.TrimSpace(getenv(Env.SSMEndpoint))
 	if c.SSMEndpoint == "" && c.Region != "" {
 		c.SSMEndpoint = "https://ssm." + c.Region + ".amazonaws.com"
 	}
 	if c.SSMEndpoint != "" {
 		if u, err := url.Parse(c.SSMEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad("%s must be an http(s) URL, got %q", EnvSSMEndpoint, c.SSMEndpoint)
+			bad("%s must be an http(s) URL, got %q", Env.SSMEndpoint, c.SSMEndpoint)
 		}
 	}
 
 	if len(problems) > 0 {
-		return nil, &ConfigError{Problems: problems}
+		return nil, &Error{Problems: problems}
 	}
 	return c, nil
 }
