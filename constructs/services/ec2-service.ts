@@ -11,6 +11,7 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { shippedFile } from '../core/private/shipped-files';
 import { Acknowledgements } from '../core/validation';
 import { type IConsulAuthMethod } from '../consul/auth-method';
 import { ConsulImage } from '../consul/image';
@@ -285,12 +286,7 @@ export class MeshEc2Service extends Resource implements IMeshWorkload {
 
 /** Where the boot script is: next to this file in the sources, or in the published package. */
 export function sidecarScriptPath(): string {
-  const candidates = [path.resolve(__dirname, 'scripts', 'ec2-sidecar.sh'), path.resolve(__dirname, '..', '..', '..', 'constructs', 'services', 'scripts', 'ec2-sidecar.sh')];
-  const found = candidates.find((c) => fs.existsSync(c));
-  if (found === undefined) {
-    throw new Error(`lambda-mesh: the EC2 sidecar script is missing (looked in ${candidates.join(', ')})`);
-  }
-  return found;
+  return shippedFile('services/scripts/ec2-sidecar.sh', 'the EC2 sidecar script');
 }
 
 function sidecarScriptSha256(): string {
