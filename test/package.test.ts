@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { extensionSourceFiles } from '../constructs/function/private/extension-sources';
+import { consulServerLibrary } from '../constructs/consul/private/scripts';
 
 const root = path.resolve(__dirname, '..');
 const EXAMPLE_MARKER = '<!-- example: single-construct -->';
@@ -41,6 +42,7 @@ describe('npm package', () => {
       'package.json',
       'README.md',
       'constructs/services/scripts/ec2-sidecar.sh',
+      'constructs/consul/scripts/server-library.sh',
       'build/constructs/index.js',
       'build/constructs/index.d.ts',
       'build/constructs/mesh/mesh.d.ts',
@@ -62,7 +64,7 @@ describe('npm package', () => {
       /^build\/handlers\/[a-z-]+\/index\.js$/,
       /^constructs\/[^/]+\/README\.md$/,
       /^constructs\/function\/extension\/(go\.mod|[a-z0-9-/]+\.go|internal\/config\/env\.json)$/,
-      /^constructs\/services\/scripts\/[a-z0-9-]+\.sh$/,
+      /^constructs\/(consul|services)\/scripts\/[a-z0-9-]+\.sh$/,
     ];
     const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
     expect(unexpected).toEqual([]);
@@ -118,6 +120,9 @@ describe('npm package', () => {
     const template = JSON.parse(fs.readFileSync(path.join(out, 'ControlPlane.template.json'), 'utf8')) as { Resources: Record<string, { Type: string }> };
     const types = Object.values(template.Resources).map((r) => r.Type);
     expect(types).toEqual(expect.arrayContaining(['AWS::AutoScaling::AutoScalingGroup', 'Custom::ConsulSecrets', 'Custom::ConsulAuthMethod', 'AWS::ECS::Service']));
+    // The server library came from the package's constructs/consul/scripts/ (beside build/), filled as from source.
+    const libraries = fs.readdirSync(out).filter((f) => /^asset\.[0-9a-f]{64}\.sh$/.test(f));
+    expect(libraries.map((f) => fs.readFileSync(path.join(out, f), 'utf8'))).toEqual([consulServerLibrary()]);
   }, 120_000);
 
   test('a separate CDK app installs it and the README example compiles and synthesizes against it', () => {

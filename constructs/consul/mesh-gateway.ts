@@ -19,6 +19,15 @@ import { ConsulPorts, type IConsulCluster } from './types';
 /** The Consul service name of the gateway (the one its role's service identity may write). */
 const GATEWAY_SERVICE = MESH_GATEWAY_SERVICE_NAME;
 
+/** The props with their defaults filled in and the images bound, once checked. */
+interface GatewaySettings {
+  readonly desiredCount: number;
+  readonly cpu: number;
+  readonly memoryLimitMiB: number;
+  readonly dataplaneImage: ConsulImageConfig;
+  readonly consulEcsImage: ConsulImageConfig;
+}
+
 /**
  * A Consul mesh gateway: what other lambda-mesh constructs rely on.
  */
@@ -144,7 +153,10 @@ export class MeshGateway extends Resource implements IMeshGateway {
       public readonly endpointAddress = attrs.loadBalancerDnsName;
       public readonly endpointPort = ConsulPorts.MESH_GATEWAY;
       public readonly endpoint = `${attrs.loadBalancerDnsName}:${ConsulPorts.MESH_GATEWAY}`;
-      public readonly connections = new ec2.Connections({ securityGroups: [attrs.securityGroup], defaultPort: ec2.Port.tcp(ConsulPorts.MESH_GATEWAY) });
+      public readonly connections = new ec2.Connections({
+        securityGroups: [attrs.securityGroup],
+        defaultPort: ec2.Port.tcp(ConsulPorts.MESH_GATEWAY),
+      });
       public readonly taskConnections = new ec2.Connections({ securityGroups: [attrs.taskSecurityGroup] });
     }
     return new Imported(scope, id);
@@ -174,32 +186,73 @@ export class MeshGateway extends Resource implements IMeshGateway {
 
   constructor(scope: Construct, id: string, props: MeshGatewayProps) {
     super(scope, id);
+    const settings = this.resolveSettings(props);
+    const { cluster, network, authMethod } = props;
+
+    const front = this.createLoadBalancerSecurityGroup(network);
+    this.connections = front.connections;
+    const tasks = this.createTaskSecurityGroup(network, cluster, front.securityGroup);
+    this.taskSecurityGroup = tasks.securityGroup;
+    this.taskConnections = tasks.connections;
+    this.allowServiceSubnets(network, props.serviceTrafficPorts ?? ec2.Port.allTcp());
+
+    const loadBalancer = this.createLoadBalancer(network, front.securityGroup, props.deletionProtection ?? true);
+    this.loadBalancer = loadBalancer;
+    this.endpointAddress = loadBalancer.loadBalancerDnsName;
+    this.endpoint = `${loadBalancer.loadBalancerDnsName}:${ConsulPorts.MESH_GATEWAY}`;
+    this.logGroup = this.createLogGroup();
+
+    // The identity the tasks log in with: tagged as the mesh gateway, under the auth method's role path.
+    this.taskRole = authMethod.createWorkloadRole(this, 'TaskRole', {
+      serviceName: GATEWAY_SERVICE,
+      gatewayKind: 'mesh-gateway',
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+    });
+    const task = this.createTaskDefinition(props, settings);
+
+    this.ecsCluster = props.ecsCluster ?? new ecs.Cluster(this, 'Cluster', {
+      vpc: network.vpc,
+      containerInsightsV2: ecs.ContainerInsights.ENABLED,
+    });
+    authMethod.addEcsCluster(this.ecsCluster);
+    this.service = this.createService(props, settings, task.taskDefinition);
+    this.addListener(loadBalancer, task.dataplaneContainerName);
+
+    this.acknowledgeFindings(loadBalancer, task.taskDefinition, [settings.dataplaneImage, settings.consulEcsImage]);
+  }
+
+  /**
+   * Lets the gateway open connections to mesh services outside the network's service subnets, e.g. an EKS
+   * cluster's nodes or a peered VPC: the public listeners of their sidecar proxies.
+   *
+   * @param peer the service instances (a security group or a CIDR)
+   * @param port their sidecars' public listener ports
+   */
+  public allowServiceTraffic(peer: ec2.IPeer, port: ec2.Port): void {
+    this.taskSecurityGroup.addEgressRule(peer, port, 'mesh gateway to mesh services');
+  }
+
+  /** Checks the props (in the order their errors are reported), fills in the defaults and binds the images. */
+  private resolveSettings(props: MeshGatewayProps): GatewaySettings {
     const { cluster, network, authMethod } = props;
     if (!network) {
-      throwInvalid(this, 'network', network, 'the mesh network (a MeshNetwork or MeshNetwork.fromMeshNetworkAttributes): the gateway runs in its server subnets and only its function security group may reach it');
+      throwInvalid(this, 'network', network, 'the mesh network (a MeshNetwork or '
+        + 'MeshNetwork.fromMeshNetworkAttributes): the gateway runs in its server subnets and only its function '
+        + 'security group may reach it');
     }
     if (!cluster) {
-      throwInvalid(this, 'cluster', cluster, 'the Consul server cluster the gateway registers with (a ConsulServerCluster or ConsulServerCluster.fromConsulClusterAttributes)');
+      throwInvalid(this, 'cluster', cluster, 'the Consul server cluster the gateway registers with '
+        + '(a ConsulServerCluster or ConsulServerCluster.fromConsulClusterAttributes)');
     }
     if (!authMethod) {
-      throwInvalid(this, 'authMethod', authMethod, 'the aws-iam auth method the gateway tasks log in with (a ConsulIamAuthMethod)');
+      throwInvalid(this, 'authMethod', authMethod,
+        'the aws-iam auth method the gateway tasks log in with (a ConsulIamAuthMethod)');
     }
-
     const desiredCount = props.desiredCount ?? 2;
-    const devMode = props.devMode ?? false;
-    if (!Token.isUnresolved(desiredCount)) {
-      if (!Number.isInteger(desiredCount) || desiredCount < 1) {
-        throwInvalid(this, 'desiredCount', desiredCount, 'a whole number of tasks, at least 2 (at least 1 with devMode)');
-      }
-      if (desiredCount < 2 && !devMode) {
-        throwInvalid(this, 'desiredCount', desiredCount, 'at least 2 tasks, so the gateway survives the loss of a task or a zone (set devMode: true to allow 1)');
-      }
-    }
-    if (devMode) {
-      Annotations.of(this).addWarningV2('lambda-mesh:consul:gatewayDevMode', `devMode is on: the mesh gateway runs ${describeValue(desiredCount)} task(s); with fewer than 2, every deployment or task failure cuts the functions off from the mesh. Do not use devMode in production.`);
-    }
+    this.checkDesiredCount(desiredCount, props.devMode ?? false);
     if (!Token.isUnresolved(cluster.datacenter) && !DNS_1123_LABEL.test(cluster.datacenter)) {
-      throwInvalid(this, 'cluster.datacenter', cluster.datacenter, 'a DNS-1123 label (it names the servers\' TLS name)');
+      throwInvalid(this, 'cluster.datacenter', cluster.datacenter,
+        'a DNS-1123 label (it names the servers\' TLS name)');
     }
 
     const dataplaneImage = (props.dataplaneImage ?? ConsulImage.dataplane()).bind(this, 'dataplaneImage');
@@ -207,7 +260,9 @@ export class MeshGateway extends Resource implements IMeshGateway {
     if (!network.serverEgress) {
       for (const [field, image] of [['dataplaneImage', dataplaneImage], ['consulEcsImage', consulEcsImage]] as const) {
         if (image.needsInternet) {
-          throwInvalid(this, field, image.imageName, 'an image the server subnets can pull without a NAT path (network.serverEgress is false): one in your own ECR or through a ConsulImageCache, e.g. cache.image(ConsulImage.dataplane())');
+          throwInvalid(this, field, image.imageName, 'an image the server subnets can pull without a NAT path '
+            + '(network.serverEgress is false): one in your own ECR or through a ConsulImageCache, '
+            + 'e.g. cache.image(ConsulImage.dataplane())');
         }
       }
     }
@@ -217,28 +272,61 @@ export class MeshGateway extends Resource implements IMeshGateway {
     if (!Token.isUnresolved(memoryLimitMiB) && (!Number.isInteger(memoryLimitMiB) || memoryLimitMiB < 512)) {
       throwInvalid(this, 'memoryLimitMiB', memoryLimitMiB, 'a Fargate task memory size in MiB, at least 512');
     }
+    return { desiredCount, cpu, memoryLimitMiB, dataplaneImage, consulEcsImage };
+  }
 
-    // --- Network: security groups, the load balancer ---------------------------------------------------------
-    const vpc = network.vpc;
-    const lbSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
-      vpc,
+  /** At least 2 tasks; 1 only in devMode, which is warned about whatever the count. */
+  private checkDesiredCount(desiredCount: number, devMode: boolean): void {
+    if (!Token.isUnresolved(desiredCount)) {
+      if (!Number.isInteger(desiredCount) || desiredCount < 1) {
+        throwInvalid(this, 'desiredCount', desiredCount,
+          'a whole number of tasks, at least 2 (at least 1 with devMode)');
+      }
+      if (desiredCount < 2 && !devMode) {
+        throwInvalid(this, 'desiredCount', desiredCount, 'at least 2 tasks, so the gateway survives the loss of a task '
+          + 'or a zone (set devMode: true to allow 1)');
+      }
+    }
+    if (devMode) {
+      Annotations.of(this).addWarningV2('lambda-mesh:consul:gatewayDevMode', `devMode is on: the mesh gateway runs `
+        + `${describeValue(desiredCount)} task(s); with fewer than 2, every deployment or task failure cuts the `
+        + 'functions off from the mesh. Do not use devMode in production.');
+    }
+  }
+
+  /** The load balancer's security group: 8443 from the network's mesh functions. */
+  private createLoadBalancerSecurityGroup(
+    network: IMeshNetwork,
+  ): { securityGroup: ec2.SecurityGroup; connections: ec2.Connections } {
+    const securityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
+      vpc: network.vpc,
       description: 'lambda-mesh mesh gateway load balancer: 8443 from mesh functions only',
       allowAllOutbound: false,
     });
-    this.connections = new ec2.Connections({ securityGroups: [lbSecurityGroup], defaultPort: ec2.Port.tcp(ConsulPorts.MESH_GATEWAY) });
+    const connections = new ec2.Connections({
+      securityGroups: [securityGroup],
+      defaultPort: ec2.Port.tcp(ConsulPorts.MESH_GATEWAY),
+    });
     // The functions' only mesh egress: their proxies dial the gateway.
-    this.connections.allowDefaultPortFrom(network.functionSecurityGroup, 'mesh functions to the mesh gateway');
+    connections.allowDefaultPortFrom(network.functionSecurityGroup, 'mesh functions to the mesh gateway');
+    return { securityGroup, connections };
+  }
 
-    this.taskSecurityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
-      vpc,
+  /** The tasks' security group: from the load balancer; to Consul, the VPC endpoints and image registries. */
+  private createTaskSecurityGroup(
+    network: IMeshNetwork, cluster: IConsulCluster, loadBalancerSecurityGroup: ec2.ISecurityGroup,
+  ): { securityGroup: ec2.SecurityGroup; connections: ec2.Connections } {
+    const securityGroup = new ec2.SecurityGroup(this, 'TaskSecurityGroup', {
+      vpc: network.vpc,
       description: 'lambda-mesh mesh gateway tasks: from the load balancer; to Consul, mesh services and AWS APIs',
       allowAllOutbound: false,
     });
-    const tasks = new ec2.Connections({ securityGroups: [this.taskSecurityGroup] });
-    this.taskConnections = tasks;
+    const tasks = new ec2.Connections({ securityGroups: [securityGroup] });
     // Client IP preservation is off (below), so traffic and health checks come from the load balancer's group.
-    tasks.allowFrom(lbSecurityGroup, ec2.Port.tcp(ConsulPorts.MESH_GATEWAY), 'load balancer to the gateway listener (traffic and health checks)');
-    cluster.connections.allowFrom(tasks, ec2.Port.tcp(ConsulPorts.HTTPS), 'mesh gateway login and registration (HTTPS API)');
+    tasks.allowFrom(loadBalancerSecurityGroup, ec2.Port.tcp(ConsulPorts.MESH_GATEWAY),
+      'load balancer to the gateway listener (traffic and health checks)');
+    cluster.connections.allowFrom(tasks, ec2.Port.tcp(ConsulPorts.HTTPS),
+      'mesh gateway login and registration (HTTPS API)');
     cluster.connections.allowFrom(tasks, ec2.Port.tcp(ConsulPorts.GRPC_TLS), 'mesh gateway xDS (gRPC TLS)');
     // The interface endpoints (private DNS) answer for Secrets Manager, ECR and CloudWatch Logs, which Fargate
     // uses on the task's ENI to inject secrets, pull private images and ship logs.
@@ -246,77 +334,92 @@ export class MeshGateway extends Resource implements IMeshGateway {
     tasks.allowTo(network, ec2.Port.tcp(443), 'mesh gateway tasks to the VPC endpoints');
     // HTTPS to anywhere: public image registries through the NAT path and the S3 gateway endpoint (ECR image
     // layers), whose addresses are public. Without a NAT path, the route tables leave only the S3 endpoint.
-    this.taskSecurityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'image layers and public registries');
-    this.allowServiceSubnets(network, props.serviceTrafficPorts ?? ec2.Port.allTcp());
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'image layers and public registries');
+    return { securityGroup, connections: tasks };
+  }
 
-    const loadBalancer = new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
-      vpc,
+  /** The internal Network Load Balancer, across zones, in the server subnets. */
+  private createLoadBalancer(
+    network: IMeshNetwork, securityGroup: ec2.ISecurityGroup, deletionProtection: boolean,
+  ): elbv2.NetworkLoadBalancer {
+    return new elbv2.NetworkLoadBalancer(this, 'LoadBalancer', {
+      vpc: network.vpc,
       internetFacing: false,
       vpcSubnets: network.serverSubnets,
-      securityGroups: [lbSecurityGroup],
+      securityGroups: [securityGroup],
       crossZoneEnabled: true,
-      deletionProtection: props.deletionProtection ?? true,
+      deletionProtection,
     });
-    this.loadBalancer = loadBalancer;
-    this.endpointAddress = loadBalancer.loadBalancerDnsName;
-    this.endpoint = `${loadBalancer.loadBalancerDnsName}:${ConsulPorts.MESH_GATEWAY}`;
+  }
 
-    // --- Logs ------------------------------------------------------------------------------------------------
-    const logKey = newMeshKey(this, 'LogKey', `Encrypts the logs of the mesh gateway ${this.node.path}`, RemovalPolicy.RETAIN);
+  /** The containers' log group, encrypted with a key of its own and kept a year. */
+  private createLogGroup(): logs.LogGroup {
+    const logKey = newMeshKey(this, 'LogKey', `Encrypts the logs of the mesh gateway ${this.node.path}`,
+      RemovalPolicy.RETAIN);
     // CloudWatch Logs encrypts with the key on the log group's behalf.
     allowCloudWatchLogs(logKey);
-    const logGroup = new logs.LogGroup(this, 'Logs', {
+    return new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_YEAR,
       encryptionKey: logKey,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    this.logGroup = logGroup;
+  }
 
-    // --- Task ------------------------------------------------------------------------------------------------
-    // The identity the tasks log in with: tagged as the mesh gateway, under the auth method's role path.
-    const taskRole = authMethod.createWorkloadRole(this, 'TaskRole', {
-      serviceName: GATEWAY_SERVICE,
-      gatewayKind: 'mesh-gateway',
-      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-    });
-    this.taskRole = taskRole;
+  /** The Fargate task: consul-ecs's mesh-init and health-sync, and the dataplane that runs Envoy. */
+  private createTaskDefinition(
+    props: MeshGatewayProps, settings: GatewaySettings,
+  ): { taskDefinition: ecs.FargateTaskDefinition; dataplaneContainerName: string } {
+    const { cluster, authMethod } = props;
+    const { memoryLimitMiB } = settings;
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
-      cpu,
+      cpu: settings.cpu,
       memoryLimitMiB,
-      taskRole,
+      taskRole: this.taskRole,
       runtimePlatform: {
         cpuArchitecture: props.architecture ?? ecs.CpuArchitecture.X86_64,
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
       },
     });
     const config = gatewayConfig(
-      { cluster, authMethodName: authMethod.authMethodName, serverIdHeaderValue: authMethod.serverIdHeaderValue, namespace: authMethod.mesh.namespace, partition: authMethod.mesh.partition },
-      { name: GATEWAY_SERVICE, port: ConsulPorts.MESH_GATEWAY, wanAddress: loadBalancer.loadBalancerDnsName, meta: { 'lambda-mesh-gateway': 'functions' } },
+      {
+        cluster,
+        authMethodName: authMethod.authMethodName,
+        serverIdHeaderValue: authMethod.serverIdHeaderValue,
+        namespace: authMethod.mesh.namespace,
+        partition: authMethod.mesh.partition,
+      },
+      {
+        name: GATEWAY_SERVICE,
+        port: ConsulPorts.MESH_GATEWAY,
+        wanAddress: this.endpointAddress,
+        meta: { 'lambda-mesh-gateway': 'functions' },
+      },
     );
+    const logGroup = this.logGroup;
     const containers = addConsulEcsContainers(this, {
       taskDefinition,
       cluster,
       config,
-      consulEcsImage,
-      dataplaneImage,
+      consulEcsImage: settings.consulEcsImage,
+      dataplaneImage: settings.dataplaneImage,
       logging: (prefix) => ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: prefix }),
       dataplaneEssential: true,
       dataplanePortMappings: [{ containerPort: ConsulPorts.MESH_GATEWAY, protocol: ecs.Protocol.TCP, name: 'mesh' }],
       dataplaneMemoryMiB: Token.isUnresolved(memoryLimitMiB) ? 512 : memoryLimitMiB - CONSUL_ECS_OVERHEAD_MIB,
     });
+    return { taskDefinition, dataplaneContainerName: containers.dataplane.containerName };
+  }
 
-    // --- Service ---------------------------------------------------------------------------------------------
-    this.ecsCluster = props.ecsCluster ?? new ecs.Cluster(this, 'Cluster', {
-      vpc,
-      containerInsightsV2: ecs.ContainerInsights.ENABLED,
-    });
-    authMethod.addEcsCluster(this.ecsCluster);
-    this.service = new ecs.FargateService(this, 'Service', {
+  /** The Fargate service in the server subnets; it starts once the servers and the auth method are in place. */
+  private createService(
+    props: MeshGatewayProps, settings: GatewaySettings, taskDefinition: ecs.FargateTaskDefinition,
+  ): ecs.FargateService {
+    const service = new ecs.FargateService(this, 'Service', {
       cluster: this.ecsCluster,
       taskDefinition,
-      desiredCount,
+      desiredCount: settings.desiredCount,
       // The server subnets have the NAT path (when network.serverEgress) that public registries need.
-      vpcSubnets: network.serverSubnets,
+      vpcSubnets: props.network.serverSubnets,
       securityGroups: [this.taskSecurityGroup],
       assignPublicIp: false,
       platformVersion: ecs.FargatePlatformVersion.LATEST,
@@ -330,13 +433,20 @@ export class MeshGateway extends Resource implements IMeshGateway {
     });
     // The tasks log in and register at start: the servers must have signalled (joined, ACLs bootstrapped) and the
     // auth method, its gateway role and the cluster's node must exist, or the circuit breaker rolls the deploy back.
-    this.service.node.addDependency(cluster, authMethod);
+    service.node.addDependency(props.cluster, props.authMethod);
+    return service;
+  }
 
+  /** The TCP listener on 8443 in front of the dataplane containers, checked on the gateway listener itself. */
+  private addListener(loadBalancer: elbv2.NetworkLoadBalancer, dataplaneContainerName: string): void {
     const listener = loadBalancer.addListener('Mesh', { port: ConsulPorts.MESH_GATEWAY, protocol: elbv2.Protocol.TCP });
     const targetGroup = listener.addTargets('Tasks', {
       port: ConsulPorts.MESH_GATEWAY,
       protocol: elbv2.Protocol.TCP,
-      targets: [this.service.loadBalancerTarget({ containerName: containers.dataplane.containerName, containerPort: ConsulPorts.MESH_GATEWAY })],
+      targets: [this.service.loadBalancerTarget({
+        containerName: dataplaneContainerName,
+        containerPort: ConsulPorts.MESH_GATEWAY,
+      })],
       // Tasks see the load balancer as the source, so their security group can admit it alone.
       preserveClientIp: false,
       deregistrationDelay: Duration.seconds(30),
@@ -349,21 +459,8 @@ export class MeshGateway extends Resource implements IMeshGateway {
         unhealthyThresholdCount: 2,
       },
     });
-
     // A deregistered task's connections end with its draining time, not when the task stops.
     targetGroup.setAttribute('deregistration_delay.connection_termination.enabled', 'true');
-
-    this.acknowledgeFindings(loadBalancer, taskDefinition, [dataplaneImage, consulEcsImage]);
-  }
-  /**
-   * Lets the gateway open connections to mesh services outside the network's service subnets, e.g. an EKS
-   * cluster's nodes or a peered VPC: the public listeners of their sidecar proxies.
-   *
-   * @param peer the service instances (a security group or a CIDR)
-   * @param port their sidecars' public listener ports
-   */
-  public allowServiceTraffic(peer: ec2.IPeer, port: ec2.Port): void {
-    this.taskSecurityGroup.addEgressRule(peer, port, 'mesh gateway to mesh services');
   }
 
   /**
@@ -377,17 +474,24 @@ export class MeshGateway extends Resource implements IMeshGateway {
       cidrs = subnets.map((s) => s.ipv4CidrBlock);
     } catch {
       // Imported subnets without a CIDR block throw on read.
-      return throwInvalid(this, 'network.serviceSubnets', subnets.map((s) => s.subnetId), 'subnets whose IPv4 CIDR blocks are known (import them with ipv4CidrBlock), so the gateway can be allowed to reach them');
+      return throwInvalid(this, 'network.serviceSubnets', subnets.map((s) => s.subnetId), 'subnets whose IPv4 CIDR '
+        + 'blocks are known (import them with ipv4CidrBlock), so the gateway can be allowed to reach them');
     }
     for (const cidr of new Set(cidrs)) {
       this.allowServiceTraffic(ec2.Peer.ipv4(cidr), port);
     }
   }
 
-  private acknowledgeFindings(loadBalancer: elbv2.NetworkLoadBalancer, taskDefinition: ecs.FargateTaskDefinition, images: ConsulImageConfig[]): void {
-    const noAccessLogs = 'The load balancer has one TCP listener that passes the mesh mTLS through: it must not terminate TLS, because the gateway routes on the SNI and the functions authenticate the services end to end. NLB access logs record only TLS listeners, so a log bucket would stay empty; connections are visible in the VPC flow logs and in the gateway\'s Envoy logs.';
+  private acknowledgeFindings(
+    loadBalancer: elbv2.NetworkLoadBalancer, taskDefinition: ecs.FargateTaskDefinition, images: ConsulImageConfig[],
+  ): void {
+    const noAccessLogs = 'The load balancer has one TCP listener that passes the mesh mTLS through: it must not '
+      + 'terminate TLS, because the gateway routes on the SNI and the functions authenticate the services end to end. '
+      + 'NLB access logs record only TLS listeners, so a log bucket would stay empty; connections are visible in the '
+      + 'VPC flow logs and in the gateway\'s Envoy logs.';
     Acknowledgements.awsSolutions(loadBalancer, 'ELB2', noAccessLogs);
-    Acknowledgements.guard(loadBalancer, 'elbv2_logging_enabled_check', `CT.ELASTICLOADBALANCING.PR.13: ${noAccessLogs}`);
+    Acknowledgements.guard(loadBalancer, 'elbv2_logging_enabled_check',
+      `CT.ELASTICLOADBALANCING.PR.13: ${noAccessLogs}`);
     acknowledgeEcrPull(taskDefinition, images);
   }
 }
@@ -398,13 +502,17 @@ export class MeshGateway extends Resource implements IMeshGateway {
  */
 export function acknowledgeEcrPull(taskDefinition: IConstruct, images: readonly ConsulImageConfig[]): void {
   if (images.some((i) => !i.needsInternet)) {
-    Acknowledgements.awsSolutions(taskDefinition, 'IAM5[Resource::*]', 'ecr:GetAuthorizationToken, which pulling from ECR needs, supports no resource-level permissions; the pull actions themselves are scoped to the repositories.');
+    Acknowledgements.awsSolutions(taskDefinition, 'IAM5[Resource::*]', 'ecr:GetAuthorizationToken, which pulling '
+      + 'from ECR needs, supports no resource-level permissions; the pull actions themselves are scoped to the '
+      + 'repositories.');
   }
-  for (const prefix of new Set(images.map((i) => i.cacheRepositoryPrefix).filter((p): p is string => p !== undefined))) {
+  const prefixes = images.map((i) => i.cacheRepositoryPrefix).filter((p): p is string => p !== undefined);
+  for (const prefix of new Set(prefixes)) {
     Acknowledgements.awsSolutions(
       taskDefinition,
       `IAM5[Resource::${Acknowledgements.findingArn(taskDefinition, 'ecr', `repository/${prefix}/*`)}]`,
-      'The ECR pull-through cache creates one repository per upstream image on its first pull, under the cache\'s prefix: ecr:CreateRepository and ecr:BatchImportUpstreamImage are granted on that prefix only.',
+      'The ECR pull-through cache creates one repository per upstream image on its first pull, under the cache\'s '
+        + 'prefix: ecr:CreateRepository and ecr:BatchImportUpstreamImage are granted on that prefix only.',
     );
   }
 }

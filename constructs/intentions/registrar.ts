@@ -31,6 +31,14 @@ const SSM_ARN_PREFIX_MAX = 'arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parame
 /** The CloudWatch namespace of the identity certificates' metrics. */
 const METRIC_NAMESPACE = 'LambdaMesh/Identities';
 
+/** The props the steps share, with their defaults filled in. */
+interface RegistrarSettings {
+  readonly removalPolicy: RemovalPolicy;
+  readonly logRetention: logs.RetentionDays;
+  /** How often the rotation runs; also the alarms' period, up to a day. */
+  readonly checkInterval: Duration;
+}
+
 /**
  * An identity registrar: what mesh functions rely on to read their certificate bundle.
  */
@@ -134,125 +142,186 @@ export class IdentityRegistrar extends Construct implements IIdentityRegistrar {
   constructor(scope: Construct, id: string, props: IdentityRegistrarProps) {
     super(scope, id);
     this.mesh = props.mesh;
-    const stack = Stack.of(this);
     this.parameterPrefix = props.parameterPrefix ?? `/lambda-mesh/${props.mesh.meshName}`;
     if (!Token.isUnresolved(this.parameterPrefix) && !/^(\/[A-Za-z0-9_.-]+)+$/.test(this.parameterPrefix)) {
-      throwInvalid(this, 'parameterPrefix', this.parameterPrefix, "an SSM parameter path such as '/lambda-mesh/prod' (starts with '/', letters, digits, '_', '.', '-', no trailing '/')");
+      throwInvalid(this, 'parameterPrefix', this.parameterPrefix, "an SSM parameter path such as '/lambda-mesh/prod' "
+        + "(starts with '/', letters, digits, '_', '.', '-', no trailing '/')");
     }
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_YEAR;
-    const key = props.key ?? newMeshKey(this, 'Key', `Encrypts the identity bundles and logs of mesh ${props.mesh.meshName}`, removalPolicy);
-    if (!props.key) {
-      allowCloudWatchLogs(key);
-    }
-    this.key = key;
-    // SSM's limits, checked at synth for every identity (versions may be added after this construct).
-    this.node.addValidation({
-      validate: () => this.functionVersions()
-        .flatMap((i) => {
-          const name = this.parameterName(i.name);
-          const problems: string[] = [];
-          if (name.length + SSM_ARN_PREFIX_MAX > SSM_MAX_NAME_WITH_ARN) {
-            problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${name.length} characters), expected at most ${SSM_MAX_NAME_WITH_ARN - SSM_ARN_PREFIX_MAX} characters (SSM allows ${SSM_MAX_NAME_WITH_ARN} including the ARN prefix): shorten parameterPrefix or the identity`);
-          }
-          const depth = name.split('/').length - 1;
-          if (depth > SSM_MAX_DEPTH) {
-            problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${depth} levels), expected at most ${SSM_MAX_DEPTH} levels: use a shorter parameterPrefix path`);
-          }
-          return problems;
-        }),
-    });
-    const parameters = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: `${this.parameterPrefix.slice(1)}/*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
-    const identities = Lazy.string({
-      produce: () => JSON.stringify(this.functionVersions().map((i) => ({ name: i.name, functionName: i.functionName, version: i.version }))),
-    });
-    const bundleAccess = (fn: lambda.Function, actions: string[]): void => {
-      const policy = new iam.Policy(fn, 'BundlePolicy', {
-        statements: [
-          new iam.PolicyStatement({ actions, resources: [parameters] }),
-          new iam.PolicyStatement({
-            actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
-            resources: [key.keyArn],
-            conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
-          }),
-        ],
-      });
-      fn.role!.attachInlinePolicy(policy);
-      Acknowledgements.awsSolutions(policy, `IAM5[Resource::${Acknowledgements.findingArn(stack, 'ssm', `parameter${this.parameterPrefix}/*`)}]`, 'The bundles live under the mesh\'s parameter path, one per function version; versions come and go with deploys, so the path is the scope.');
+    const settings: RegistrarSettings = {
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
+      checkInterval: props.rotationCheckInterval ?? Duration.hours(1),
     };
+    this.key = props.key ?? this.createKey(settings.removalPolicy);
+    // SSM's limits, checked at synth for every identity (versions may be added after this construct).
+    this.node.addValidation({ validate: () => this.checkParameterNames() });
 
-    // Registration, at deploy time --------------------------------------------------------------------------
+    this.createRegistration(props, settings);
+    this.rotationFunction = this.createRotation(props, settings);
+
+    this.alarmTopic = props.alarmTopic
+      ?? newAlarmTopic(this, 'Alarms', `Mesh ${props.mesh.meshName} identity alarms`, this.key);
+    const alarms = this.createAlarms(props, settings, this.rotationFunction);
+    this.expiryAlarm = alarms.expiry;
+    this.rotationStoppedAlarm = alarms.rotationStopped;
+    this.rotationErrorsAlarm = alarms.rotationErrors;
+  }
+
+  /** The mesh's function versions: the identities this registrar registers and rotates. */
+  private functionVersions(): ResolvedIdentity[] {
+    return this.mesh.graph().identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION);
+  }
+
+  /** The new key of the bundles and logs, when none is given. */
+  private createKey(removalPolicy: RemovalPolicy): kms.IKey {
+    const key = newMeshKey(this, 'Key', `Encrypts the identity bundles and logs of mesh ${this.mesh.meshName}`,
+      removalPolicy);
+    allowCloudWatchLogs(key);
+    return key;
+  }
+
+  /** SSM's limits on every identity's parameter name: its length with the longest ARN prefix, and its depth. */
+  private checkParameterNames(): string[] {
+    return this.functionVersions().flatMap((i) => {
+      const name = this.parameterName(i.name);
+      const problems: string[] = [];
+      if (name.length + SSM_ARN_PREFIX_MAX > SSM_MAX_NAME_WITH_ARN) {
+        problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${name.length} `
+          + `characters), expected at most ${SSM_MAX_NAME_WITH_ARN - SSM_ARN_PREFIX_MAX} characters (SSM allows `
+          + `${SSM_MAX_NAME_WITH_ARN} including the ARN prefix): shorten parameterPrefix or the identity`);
+      }
+      const depth = name.split('/').length - 1;
+      if (depth > SSM_MAX_DEPTH) {
+        problems.push(`${this.node.path}: parameterName(${i.name}): given ${JSON.stringify(name)} (${depth} levels), `
+          + `expected at most ${SSM_MAX_DEPTH} levels: use a shorter parameterPrefix path`);
+      }
+      return problems;
+    });
+  }
+
+  /** Lets `fn` use the bundles: `actions` on the parameters under the prefix, the key through SSM only. */
+  private grantBundleAccess(fn: lambda.Function, actions: string[]): void {
+    const stack = Stack.of(this);
+    const parameters = stack.formatArn({
+      service: 'ssm',
+      resource: 'parameter',
+      resourceName: `${this.parameterPrefix.slice(1)}/*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    const policy = new iam.Policy(fn, 'BundlePolicy', {
+      statements: [
+        new iam.PolicyStatement({ actions, resources: [parameters] }),
+        new iam.PolicyStatement({
+          actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'],
+          resources: [this.key.keyArn],
+          conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com` } },
+        }),
+      ],
+    });
+    fn.role!.attachInlinePolicy(policy);
+    const findingArn = Acknowledgements.findingArn(stack, 'ssm', `parameter${this.parameterPrefix}/*`);
+    Acknowledgements.awsSolutions(policy, `IAM5[Resource::${findingArn}]`, 'The bundles live under the mesh\'s '
+      + 'parameter path, one per function version; versions come and go with deploys, so the path is the scope.');
+  }
+
+  /** Registration at deploy time: the registrar function and the custom resource that calls it. */
+  private createRegistration(props: IdentityRegistrarProps, settings: RegistrarSettings): void {
+    const { mesh } = props;
+    const identities = Lazy.string({
+      produce: () => JSON.stringify(this.functionVersions().map((i) => ({
+        name: i.name,
+        functionName: i.functionName,
+        version: i.version,
+      }))),
+    });
     const registrar = newVpcFunction(this, 'Registrar', {
       handler: 'identity-registrar',
       network: props.network,
-      purpose: `Registers the function identities of mesh ${props.mesh.meshName} in Consul`,
-      logKey: key,
-      logRetention,
-      removalPolicy,
+      purpose: `Registers the function identities of mesh ${mesh.meshName} in Consul`,
+      logKey: this.key,
+      logRetention: settings.logRetention,
+      removalPolicy: settings.removalPolicy,
       timeout: Duration.minutes(10),
     });
     grantConsulAccess(registrar.fn, registrar.securityGroup, props.cluster, ConsulTokenRole.IDENTITY_REGISTRAR);
-    bundleAccess(registrar.fn, ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']);
+    this.grantBundleAccess(registrar.fn, ['ssm:PutParameter', 'ssm:GetParameter', 'ssm:DeleteParameter']);
     const resource = new CustomResource(this, 'Resource', {
       serviceToken: registrar.fn.functionArn,
       resourceType: 'Custom::MeshIdentities',
       properties: {
         Identities: identities,
         ParameterPrefix: this.parameterPrefix,
-        Partition: props.mesh.partition,
-        Namespace: props.mesh.namespace,
-        Datacenter: props.mesh.datacenter,
-        KmsKeyId: key.keyArn,
-        NodeName: `lambda-mesh-functions-${props.mesh.meshName}`,
+        Partition: mesh.partition,
+        Namespace: mesh.namespace,
+        Datacenter: mesh.datacenter,
+        KmsKeyId: this.key.keyArn,
+        NodeName: `lambda-mesh-functions-${mesh.meshName}`,
       },
     });
     // Its first call needs its permissions (the bundle policy is a child of the function), its network path and
     // the servers: depend on all of them, not only on the function's ARN.
     resource.node.addDependency(registrar.fn, registrar.securityGroup, registrar.fn.role!, props.cluster);
+  }
 
-    // Rotation, on a schedule --------------------------------------------------------------------------------
-    const checkInterval = props.rotationCheckInterval ?? Duration.hours(1);
+  /** Rotation on a schedule: the function that reissues certificates and publishes their expiry, and its rule. */
+  private createRotation(props: IdentityRegistrarProps, settings: RegistrarSettings): lambda.Function {
+    const { mesh } = props;
     const rotation = newVpcFunction(this, 'Rotation', {
       handler: 'certificate-rotation',
       network: props.network,
-      purpose: `Reissues the identity certificates of mesh ${props.mesh.meshName} before half their lifetime`,
-      logKey: key,
-      logRetention,
-      removalPolicy,
+      purpose: `Reissues the identity certificates of mesh ${mesh.meshName} before half their lifetime`,
+      logKey: this.key,
+      logRetention: settings.logRetention,
+      removalPolicy: settings.removalPolicy,
       timeout: Duration.minutes(10),
       environment: {
         PARAMETER_PREFIX: this.parameterPrefix,
-        PARTITION: props.mesh.partition,
-        NAMESPACE: props.mesh.namespace,
-        KMS_KEY_ID: key.keyArn,
+        PARTITION: mesh.partition,
+        NAMESPACE: mesh.namespace,
+        KMS_KEY_ID: this.key.keyArn,
         IDENTITIES: Lazy.string({ produce: () => JSON.stringify(this.functionVersions().map((i) => i.name)) }),
         METRIC_NAMESPACE,
-        MESH_NAME: props.mesh.meshName,
+        MESH_NAME: mesh.meshName,
       },
     });
     grantConsulAccess(rotation.fn, rotation.securityGroup, props.cluster, ConsulTokenRole.IDENTITY_REGISTRAR);
-    bundleAccess(rotation.fn, ['ssm:PutParameter', 'ssm:GetParameter']);
+    this.grantBundleAccess(rotation.fn, ['ssm:PutParameter', 'ssm:GetParameter']);
     const metricsPolicy = new iam.Policy(rotation.fn, 'MetricsPolicy', {
       // PutMetricData has no resource-level permissions; the namespace condition scopes it.
-      statements: [new iam.PolicyStatement({ actions: ['cloudwatch:PutMetricData'], resources: ['*'], conditions: { StringEquals: { 'cloudwatch:namespace': METRIC_NAMESPACE } } })],
+      statements: [new iam.PolicyStatement({
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'cloudwatch:namespace': METRIC_NAMESPACE } },
+      })],
     });
     rotation.fn.role!.attachInlinePolicy(metricsPolicy);
-    Acknowledgements.awsSolutions(metricsPolicy, 'IAM5[Resource::*]', 'cloudwatch:PutMetricData supports no resource-level permissions; the namespace condition scopes it to LambdaMesh/Identities.');
+    Acknowledgements.awsSolutions(metricsPolicy, 'IAM5[Resource::*]', 'cloudwatch:PutMetricData supports no '
+      + 'resource-level permissions; the namespace condition scopes it to LambdaMesh/Identities.');
     new events.Rule(this, 'RotationSchedule', {
-      description: `Checks the identity certificates of mesh ${props.mesh.meshName}`,
-      schedule: events.Schedule.rate(checkInterval),
+      description: `Checks the identity certificates of mesh ${mesh.meshName}`,
+      schedule: events.Schedule.rate(settings.checkInterval),
       targets: [new targets.LambdaFunction(rotation.fn, { retryAttempts: 2 })],
     });
-    this.rotationFunction = rotation.fn;
+    return rotation.fn;
+  }
 
-    // Alarms -------------------------------------------------------------------------------------------------
-    this.alarmTopic = props.alarmTopic ?? newAlarmTopic(this, 'Alarms', `Mesh ${props.mesh.meshName} identity alarms`, key);
+  /** The expiry, rotation-stopped and rotation-errors alarms, in alarm and back to OK on the alarm topic. */
+  private createAlarms(
+    props: IdentityRegistrarProps, settings: RegistrarSettings, rotation: lambda.IFunction,
+  ): { expiry: cloudwatch.Alarm; rotationStopped: cloudwatch.Alarm; rotationErrors: cloudwatch.Alarm } {
+    const { meshName } = props.mesh;
     const threshold = props.expiryAlarmThreshold ?? Duration.hours(4);
     // CloudWatch alarm periods stop at a day.
-    const period = checkInterval.toSeconds() > 86400 ? Duration.days(1) : checkInterval;
-    this.expiryAlarm = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
-      alarmDescription: `Mesh ${props.mesh.meshName}: an identity certificate expires within ${threshold.toHumanString()}`,
-      metric: new cloudwatch.Metric({ namespace: METRIC_NAMESPACE, metricName: 'SecondsToExpiry', dimensionsMap: { MeshName: props.mesh.meshName }, statistic: 'Minimum', period }),
+    const period = settings.checkInterval.toSeconds() > 86400 ? Duration.days(1) : settings.checkInterval;
+    const expiry = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
+      alarmDescription: `Mesh ${meshName}: an identity certificate expires within ${threshold.toHumanString()}`,
+      metric: new cloudwatch.Metric({
+        namespace: METRIC_NAMESPACE,
+        metricName: 'SecondsToExpiry',
+        dimensionsMap: { MeshName: meshName },
+        statistic: 'Minimum',
+        period,
+      }),
       threshold: threshold.toSeconds(),
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 2,
@@ -260,31 +329,27 @@ export class IdentityRegistrar extends Construct implements IIdentityRegistrar {
       // caught by the invocations alarm below.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.rotationStoppedAlarm = new cloudwatch.Alarm(this, 'RotationStoppedAlarm', {
-      alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation has not run for two check intervals`,
-      metric: rotation.fn.metricInvocations({ period, statistic: 'Sum' }),
+    const rotationStopped = new cloudwatch.Alarm(this, 'RotationStoppedAlarm', {
+      alarmDescription: `Mesh ${meshName}: the certificate rotation has not run for two check intervals`,
+      metric: rotation.metricInvocations({ period, statistic: 'Sum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 2,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    this.rotationErrorsAlarm = new cloudwatch.Alarm(this, 'RotationErrorsAlarm', {
-      alarmDescription: `Mesh ${props.mesh.meshName}: the certificate rotation failed for at least one identity`,
-      metric: rotation.fn.metricErrors({ period, statistic: 'Sum' }),
+    const rotationErrors = new cloudwatch.Alarm(this, 'RotationErrorsAlarm', {
+      alarmDescription: `Mesh ${meshName}: the certificate rotation failed for at least one identity`,
+      metric: rotation.metricErrors({ period, statistic: 'Sum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    for (const alarm of [this.expiryAlarm, this.rotationErrorsAlarm, this.rotationStoppedAlarm]) {
+    for (const alarm of [expiry, rotationErrors, rotationStopped]) {
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(this.alarmTopic));
       alarm.addOkAction(new cloudwatchActions.SnsAction(this.alarmTopic));
     }
-  }
-
-  /** The mesh's function versions: the identities this registrar registers and rotates. */
-  private functionVersions(): ResolvedIdentity[] {
-    return this.mesh.graph().identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION);
+    return { expiry, rotationStopped, rotationErrors };
   }
 
   /** The SSM parameter name of an identity's bundle: `<prefix>/<partition>/<namespace>/<identity>`. */
@@ -297,13 +362,23 @@ export class IdentityRegistrar extends Construct implements IIdentityRegistrar {
    */
   public grantReadIdentity(grantee: iam.IGrantable, identity: string): iam.Grant {
     const stack = Stack.of(this);
-    const arn = stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: this.parameterName(identity).slice(1), arnFormat: ArnFormat.SLASH_RESOURCE_NAME });
+    const arn = stack.formatArn({
+      service: 'ssm',
+      resource: 'parameter',
+      resourceName: this.parameterName(identity).slice(1),
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
     const grant = iam.Grant.addToPrincipal({ grantee, actions: ['ssm:GetParameter'], resourceArns: [arn] });
     iam.Grant.addToPrincipal({
       grantee,
       actions: ['kms:Decrypt'],
       resourceArns: [this.key.keyArn],
-      conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.amazonaws.com`, 'kms:EncryptionContext:PARAMETER_ARN': arn } },
+      conditions: {
+        StringEquals: {
+          'kms:ViaService': `ssm.${stack.region}.amazonaws.com`,
+          'kms:EncryptionContext:PARAMETER_ARN': arn,
+        },
+      },
     });
     return grant;
   }

@@ -179,6 +179,14 @@ const SERVICES = 'Services';
 const SERVERS = 'Servers';
 const EGRESS = 'Egress';
 
+/** The VPC and the three subnet selections the mesh uses in it. */
+interface SubnetLayout {
+  readonly vpc: ec2.IVpc;
+  readonly functionSubnets: ec2.SubnetSelection;
+  readonly serviceSubnets: ec2.SubnetSelection;
+  readonly serverSubnets: ec2.SubnetSelection;
+}
+
 /**
  * Defines the network of a lambda-mesh: a VPC with private subnets in 2 or 3 AZs for functions, services
  * and mesh servers, the endpoints a private Lambda function needs (S3 gateway; SSM, Secrets Manager, KMS,
@@ -201,7 +209,10 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
       public readonly functionSecurityGroup = attrs.functionSecurityGroup;
       public readonly serverEgress = attrs.serverEgress;
       public readonly serviceEgress = attrs.serviceEgress ?? false;
-      public readonly connections = new ec2.Connections({ securityGroups: [attrs.endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
+      public readonly connections = new ec2.Connections({
+        securityGroups: [attrs.endpointSecurityGroup],
+        defaultPort: ec2.Port.tcp(443),
+      });
     }
     return new Imported(scope, id);
   }
@@ -229,134 +240,198 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
   constructor(scope: Construct, id: string, props: MeshNetworkProps = {}) {
     super(scope, id);
     this.serverEgress = props.serverEgress ?? true;
-    const serviceEgress = props.serviceEgress ?? false;
-    this.serviceEgress = serviceEgress;
-    const fail = (field: string, given: unknown, expected: string): never => throwInvalid(this, field, given, expected);
-
+    this.serviceEgress = props.serviceEgress ?? false;
     const maxAzs = props.maxAzs ?? 3;
-    if (!Token.isUnresolved(maxAzs) && (!Number.isInteger(maxAzs) || maxAzs < 2 || maxAzs > 3)) {
-      fail('maxAzs', maxAzs, 'an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; 2 for regions that offer only 2)');
-    }
-    const azs = props.availabilityZones;
-    if (azs !== undefined && (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length)) {
-      fail('availabilityZones', azs, '2 or 3 distinct availability zone names');
-    }
+    this.checkZones(maxAzs, props.availabilityZones);
+    this.flowLogGroup = this.createFlowLogGroup(props);
 
-    const flowLogKey = props.flowLogKey ?? newMeshKey(this, 'FlowLogKey', `Encrypts the VPC flow logs of ${this.node.path}`, props.flowLogRemovalPolicy ?? RemovalPolicy.RETAIN);
-    this.flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
-      retention: props.flowLogRetention ?? logs.RetentionDays.ONE_YEAR,
-      removalPolicy: props.flowLogRemovalPolicy ?? RemovalPolicy.RETAIN,
-      encryptionKey: flowLogKey,
-    });
-    if (props.flowLogKey === undefined) {
-      allowCloudWatchLogs(flowLogKey);
-    }
-
-    if (props.vpc) {
-      this.vpc = props.vpc;
-      const selections: Array<[string, ec2.SubnetSelection | undefined]> = [
-        ['functionSubnets', props.functionSubnets],
-        ['serviceSubnets', props.serviceSubnets],
-        ['serverSubnets', props.serverSubnets],
-      ];
-      const chosen = new Map<string, string[]>();
-      for (const [field, selection] of selections) {
-        if (selection === undefined) {
-          fail(field, undefined, 'a subnet selection in the given VPC (an existing VPC has no lambda-mesh subnet groups)');
-        }
-        const subnets = this.vpc.selectSubnets(selection);
-        const zones = new Set(subnets.availabilityZones);
-        if (subnets.subnetIds.length === 0 || (!subnets.availabilityZones.some((z) => Token.isUnresolved(z)) && zones.size < 2)) {
-          fail(field, subnets.subnetIds, 'subnets in at least 2 availability zones');
-        }
-        for (const [other, ids] of chosen) {
-          const shared = subnets.subnetIds.filter((s) => !Token.isUnresolved(s) && ids.includes(s));
-          if (shared.length > 0 && (field === 'serverSubnets' || other === 'serverSubnets')) {
-            fail(field, shared, `subnets not shared with ${other} (servers and the gateway keep their own subnets, so functions never share their route tables)`);
-          }
-        }
-        chosen.set(field, subnets.subnetIds);
-      }
-      this.functionSubnets = props.functionSubnets!;
-      this.serviceSubnets = props.serviceSubnets!;
-      this.serverSubnets = props.serverSubnets!;
-      new ec2.FlowLog(this, 'FlowLog', {
-        resourceType: ec2.FlowLogResourceType.fromVpc(this.vpc),
-        destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
-        trafficType: ec2.FlowLogTrafficType.ALL,
-      });
-    } else {
-      for (const field of ['functionSubnets', 'serviceSubnets', 'serverSubnets'] as const) {
-        if (props[field] !== undefined) {
-          fail(field, props[field], 'no selection: a new VPC has its own subnet groups (Functions, Services, Servers); give `vpc` to use your own');
-        }
-      }
-      if (serviceEgress && !this.serverEgress) {
-        fail('serviceEgress', serviceEgress, 'false (or left out) while serverEgress is false: the service subnets reach the internet through the NAT gateways that serverEgress creates');
-      }
-      const vpc = new ec2.Vpc(this, 'Vpc', {
-        ipAddresses: props.ipAddresses ?? ec2.IpAddresses.cidr('10.0.0.0/16'),
-        availabilityZones: azs ?? defaultAvailabilityZones(Stack.of(this), maxAzs),
-        natGateways: this.serverEgress ? undefined : 0,
-        natGatewaySubnets: this.serverEgress ? { subnetGroupName: EGRESS } : undefined,
-        createInternetGateway: this.serverEgress,
-        subnetConfiguration: [
-          // Lambda functions take one ENI per subnet and security group combination; give them the most room.
-          { name: FUNCTIONS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
-          // With serviceEgress, each zone's service subnet routes 0.0.0.0/0 to the NAT gateway of its zone, as the
-          // server subnets do; consumers select subnet groups by name, so nothing else moves.
-          { name: SERVICES, subnetType: serviceEgress ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
-          { name: SERVERS, subnetType: this.serverEgress ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
-          // Holds only the NAT gateways; nothing launched here gets a public address.
-          ...(this.serverEgress ? [{ name: EGRESS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 28, mapPublicIpOnLaunch: false }] : []),
-        ],
-        flowLogs: {
-          All: {
-            destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
-            trafficType: ec2.FlowLogTrafficType.ALL,
-          },
-        },
-      });
-      this.vpc = vpc;
-      this.functionSubnets = { subnetGroupName: FUNCTIONS };
-      this.serviceSubnets = { subnetGroupName: SERVICES };
-      this.serverSubnets = { subnetGroupName: SERVERS };
-      const wanted = azs?.length ?? maxAzs;
-      if (vpc.availabilityZones.length < wanted) {
-        Annotations.of(this).addWarningV2('lambda-mesh:network:fewerAvailabilityZones', `The stack's region offers ${vpc.availabilityZones.length} availability zones, fewer than the ${wanted} asked for: a 3-server quorum spread over 2 zones does not survive the loss of the zone holding 2 of them.`);
-      }
-      if (serviceEgress) {
-        Annotations.of(this).addWarningV2('lambda-mesh:network-service-egress', 'serviceEgress is on: the service subnets route 0.0.0.0/0 to the NAT gateways, so anything running there (EKS nodes, pods, backend services) can reach any internet address its security group allows, not only the VPC endpoints. It is meant for nodes that pull public images (Istio from docker.io, Knative from gcr.io); mirror those images into your own ECR to keep the service subnets isolated. Function subnets stay isolated.');
-      }
-      acknowledgeRestrictDefaultSecurityGroupProvider(this);
-    }
+    const layout = props.vpc ? this.useVpc(props.vpc, props) : this.createVpc(props, maxAzs);
+    this.vpc = layout.vpc;
+    this.functionSubnets = layout.functionSubnets;
+    this.serviceSubnets = layout.serviceSubnets;
+    this.serverSubnets = layout.serverSubnets;
 
     this.functionSecurityGroup = new ec2.SecurityGroup(this, 'FunctionSecurityGroup', {
       vpc: this.vpc,
       description: 'lambda-mesh functions: egress only to the mesh gateway and the VPC endpoints',
       allowAllOutbound: false,
     });
+    const endpointSecurityGroup = this.createEndpointSecurityGroup();
+    this.connections = new ec2.Connections({ securityGroups: [endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
+    // Functions read their identity bundle (SSM, KMS) and pull nothing else: let them reach the endpoints.
+    this.connections.allowDefaultPortFrom(this.functionSecurityGroup, 'mesh functions to the VPC endpoints');
+    if (props.endpoints ?? true) {
+      this.addEndpoints(endpointSecurityGroup);
+    }
+  }
 
-    // One security group for all interface endpoints, closed by default: each consumer is let in by
-    // `connections`, never the whole VPC CIDR.
-    const endpointSecurityGroup = new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
+  /** 2 or 3 zones, by count or by name. */
+  private checkZones(maxAzs: number, azs: string[] | undefined): void {
+    if (!Token.isUnresolved(maxAzs) && (!Number.isInteger(maxAzs) || maxAzs < 2 || maxAzs > 3)) {
+      throwInvalid(this, 'maxAzs', maxAzs, 'an integer from 2 to 3 (3 lets a server quorum survive the loss of a zone; '
+        + '2 for regions that offer only 2)');
+    }
+    if (azs !== undefined && (azs.length < 2 || azs.length > 3 || new Set(azs).size !== azs.length)) {
+      throwInvalid(this, 'availabilityZones', azs, '2 or 3 distinct availability zone names');
+    }
+  }
+
+  /** The encrypted log group of the VPC flow logs (with a key of its own unless one is given). */
+  private createFlowLogGroup(props: MeshNetworkProps): logs.LogGroup {
+    const removalPolicy = props.flowLogRemovalPolicy ?? RemovalPolicy.RETAIN;
+    const flowLogKey = props.flowLogKey
+      ?? newMeshKey(this, 'FlowLogKey', `Encrypts the VPC flow logs of ${this.node.path}`, removalPolicy);
+    const group = new logs.LogGroup(this, 'FlowLogs', {
+      retention: props.flowLogRetention ?? logs.RetentionDays.ONE_YEAR,
+      removalPolicy,
+      encryptionKey: flowLogKey,
+    });
+    if (props.flowLogKey === undefined) {
+      allowCloudWatchLogs(flowLogKey);
+    }
+    return group;
+  }
+
+  /**
+   * An existing VPC: the three subnet selections must be given, each in at least 2 zones, the server subnets
+   * shared with neither of the others. Its flow logs go to the flow log group.
+   */
+  private useVpc(vpc: ec2.IVpc, props: MeshNetworkProps): SubnetLayout {
+    const selections: Array<[string, ec2.SubnetSelection | undefined]> = [
+      ['functionSubnets', props.functionSubnets],
+      ['serviceSubnets', props.serviceSubnets],
+      ['serverSubnets', props.serverSubnets],
+    ];
+    const chosen = new Map<string, string[]>();
+    for (const [field, selection] of selections) {
+      if (selection === undefined) {
+        throwInvalid(this, field, undefined,
+          'a subnet selection in the given VPC (an existing VPC has no lambda-mesh subnet groups)');
+      }
+      const subnets = vpc.selectSubnets(selection);
+      const zones = new Set(subnets.availabilityZones);
+      const knownZones = !subnets.availabilityZones.some((z) => Token.isUnresolved(z));
+      if (subnets.subnetIds.length === 0 || (knownZones && zones.size < 2)) {
+        throwInvalid(this, field, subnets.subnetIds, 'subnets in at least 2 availability zones');
+      }
+      for (const [other, ids] of chosen) {
+        const shared = subnets.subnetIds.filter((s) => !Token.isUnresolved(s) && ids.includes(s));
+        if (shared.length > 0 && (field === 'serverSubnets' || other === 'serverSubnets')) {
+          throwInvalid(this, field, shared, `subnets not shared with ${other} (servers and the gateway keep their own `
+            + 'subnets, so functions never share their route tables)');
+        }
+      }
+      chosen.set(field, subnets.subnetIds);
+    }
+    new ec2.FlowLog(this, 'FlowLog', {
+      resourceType: ec2.FlowLogResourceType.fromVpc(vpc),
+      destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+      trafficType: ec2.FlowLogTrafficType.ALL,
+    });
+    return {
+      vpc,
+      functionSubnets: props.functionSubnets!,
+      serviceSubnets: props.serviceSubnets!,
+      serverSubnets: props.serverSubnets!,
+    };
+  }
+
+  /**
+   * A new VPC: isolated function subnets, service subnets (with egress only with `serviceEgress`), server subnets
+   * with a NAT path when `serverEgress`, and the public subnets that hold only the NAT gateways.
+   */
+  private createVpc(props: MeshNetworkProps, maxAzs: number): SubnetLayout {
+    for (const field of ['functionSubnets', 'serviceSubnets', 'serverSubnets'] as const) {
+      if (props[field] !== undefined) {
+        throwInvalid(this, field, props[field], 'no selection: a new VPC has its own subnet groups (Functions, '
+          + 'Services, Servers); give `vpc` to use your own');
+      }
+    }
+    const { serverEgress } = this;
+    const serviceEgress = this.serviceEgress ?? false;
+    if (serviceEgress && !serverEgress) {
+      throwInvalid(this, 'serviceEgress', serviceEgress, 'false (or left out) while serverEgress is false: the service '
+        + 'subnets reach the internet through the NAT gateways that serverEgress creates');
+    }
+    const egress = (on: boolean): ec2.SubnetType =>
+      on ? ec2.SubnetType.PRIVATE_WITH_EGRESS : ec2.SubnetType.PRIVATE_ISOLATED;
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      ipAddresses: props.ipAddresses ?? ec2.IpAddresses.cidr('10.0.0.0/16'),
+      availabilityZones: props.availabilityZones ?? defaultAvailabilityZones(Stack.of(this), maxAzs),
+      natGateways: serverEgress ? undefined : 0,
+      natGatewaySubnets: serverEgress ? { subnetGroupName: EGRESS } : undefined,
+      createInternetGateway: serverEgress,
+      subnetConfiguration: [
+        // Lambda functions take one ENI per subnet and security group combination; give them the most room.
+        { name: FUNCTIONS, subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 20 },
+        // With serviceEgress, each zone's service subnet routes 0.0.0.0/0 to the NAT gateway of its zone, as the
+        // server subnets do; consumers select subnet groups by name, so nothing else moves.
+        { name: SERVICES, subnetType: egress(serviceEgress), cidrMask: 20 },
+        { name: SERVERS, subnetType: egress(serverEgress), cidrMask: 24 },
+        // Holds only the NAT gateways; nothing launched here gets a public address.
+        ...(serverEgress
+          ? [{ name: EGRESS, subnetType: ec2.SubnetType.PUBLIC, cidrMask: 28, mapPublicIpOnLaunch: false }]
+          : []),
+      ],
+      flowLogs: {
+        All: {
+          destination: ec2.FlowLogDestination.toCloudWatchLogs(this.flowLogGroup),
+          trafficType: ec2.FlowLogTrafficType.ALL,
+        },
+      },
+    });
+    this.warnAboutNewVpc(vpc, props.availabilityZones?.length ?? maxAzs, serviceEgress);
+    acknowledgeRestrictDefaultSecurityGroupProvider(this);
+    return {
+      vpc,
+      functionSubnets: { subnetGroupName: FUNCTIONS },
+      serviceSubnets: { subnetGroupName: SERVICES },
+      serverSubnets: { subnetGroupName: SERVERS },
+    };
+  }
+
+  /** Fewer zones than asked for, and the service subnets' egress, are warned about. */
+  private warnAboutNewVpc(vpc: ec2.Vpc, wanted: number, serviceEgress: boolean): void {
+    if (vpc.availabilityZones.length < wanted) {
+      Annotations.of(this).addWarningV2('lambda-mesh:network:fewerAvailabilityZones', `The stack's region offers `
+        + `${vpc.availabilityZones.length} availability zones, fewer than the ${wanted} asked for: a 3-server quorum `
+        + 'spread over 2 zones does not survive the loss of the zone holding 2 of them.');
+    }
+    if (serviceEgress) {
+      Annotations.of(this).addWarningV2('lambda-mesh:network-service-egress', 'serviceEgress is on: the service '
+        + 'subnets route 0.0.0.0/0 to the NAT gateways, so anything running there (EKS nodes, pods, backend services) '
+        + 'can reach any internet address its security group allows, not only the VPC endpoints. It is meant for '
+        + 'nodes that pull public images (Istio from docker.io, Knative from gcr.io); mirror those images into your '
+        + 'own ECR to keep the service subnets isolated. Function subnets stay isolated.');
+    }
+  }
+
+  /**
+   * One security group for all interface endpoints, closed by default: each consumer is let in by
+   * `connections`, never the whole VPC CIDR.
+   */
+  private createEndpointSecurityGroup(): ec2.SecurityGroup {
+    return new ec2.SecurityGroup(this, 'EndpointSecurityGroup', {
       vpc: this.vpc,
       description: 'lambda-mesh interface endpoints: HTTPS from mesh members only',
       allowAllOutbound: false,
     });
-    this.connections = new ec2.Connections({ securityGroups: [endpointSecurityGroup], defaultPort: ec2.Port.tcp(443) });
-    // Functions read their identity bundle (SSM, KMS) and pull nothing else: let them reach the endpoints.
-    this.connections.allowDefaultPortFrom(this.functionSecurityGroup, 'mesh functions to the VPC endpoints');
+  }
 
-    if (props.endpoints ?? true) {
-      this.vpc.addGatewayEndpoint('S3', {
-        service: ec2.GatewayVpcEndpointAwsService.S3,
-        subnets: [this.functionSubnets, this.serviceSubnets, this.serverSubnets],
+  /** The S3 gateway endpoint for every subnet group; the interface endpoints in the service subnets, one ENI a zone. */
+  private addEndpoints(securityGroup: ec2.ISecurityGroup): void {
+    this.vpc.addGatewayEndpoint('S3', {
+      service: ec2.GatewayVpcEndpointAwsService.S3,
+      subnets: [this.functionSubnets, this.serviceSubnets, this.serverSubnets],
+    });
+    for (const [endpointId, service] of [...INTERFACE_ENDPOINTS, ...(this.serverEgress ? [] : SERVER_ONLY_ENDPOINTS)]) {
+      this.vpc.addInterfaceEndpoint(endpointId, {
+        service,
+        subnets: this.serviceSubnets,
+        privateDnsEnabled: true,
+        open: false,
+        securityGroups: [securityGroup],
       });
-      for (const [endpointId, service] of [...INTERFACE_ENDPOINTS, ...(this.serverEgress ? [] : SERVER_ONLY_ENDPOINTS)]) {
-        // One endpoint ENI per AZ, in the services subnets.
-        this.vpc.addInterfaceEndpoint(endpointId, { service, subnets: this.serviceSubnets, privateDnsEnabled: true, open: false, securityGroups: [endpointSecurityGroup] });
-      }
     }
   }
 }
@@ -368,7 +443,9 @@ export class MeshNetwork extends Resource implements IMeshNetwork {
 function acknowledgeRestrictDefaultSecurityGroupProvider(network: MeshNetwork): void {
   const provider = Stack.of(network).node.tryFindChild('Custom::VpcRestrictDefaultSGCustomResourceProvider');
   if (provider) {
-    Acknowledgements.guard(provider, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.');
+    Acknowledgements.guard(provider, 'lambda_inside_vpc_check', 'CT.LAMBDA.PR.3: CDK\'s Custom::VpcRestrictDefaultSG '
+      + 'handler runs only during deployment and calls only the EC2 API (RevokeSecurityGroupIngress/Egress on the '
+      + 'default security group); in the isolated mesh VPC it would need an EC2 endpoint for no gain.');
   }
 }
 

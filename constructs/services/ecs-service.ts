@@ -8,15 +8,19 @@ import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
 import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
 import { type IConsulAuthMethod } from '../consul/auth-method';
-import { ConsulImage } from '../consul/image';
+import { ConsulImage, type ConsulImageConfig } from '../consul/image';
 import { acknowledgeEcrPull, type IMeshGateway } from '../consul/mesh-gateway';
 import { WORKLOAD_ROLE_TAGS } from '../consul/private/auth-method-objects';
-import { addConsulEcsContainers, CONSUL_ECS, CONSUL_ECS_OVERHEAD_MIB, MIN_DATAPLANE_MEMORY_MIB, serviceConfig } from '../consul/private/consul-ecs';
+import {
+  addConsulEcsContainers, CONSUL_ECS, CONSUL_ECS_OVERHEAD_MIB, MIN_DATAPLANE_MEMORY_MIB, serviceConfig,
+} from '../consul/private/consul-ecs';
 import { type IConsulCluster } from '../consul/types';
-import { type MeshService, ServicePlacement } from '../mesh';
+import { type MeshService, type ResolvedService, ServicePlacement } from '../mesh';
 import { type IMeshNetwork } from '../network';
 import { type IMeshWorkload } from './workload';
-import { checkPinned, claimService, markWorkload, SIDECAR_PORT, type WorkloadUpstream, wireWorkload, workloadUpstreams } from './private/workload';
+import {
+  checkPinned, claimService, markWorkload, SIDECAR_PORT, type WorkloadUpstream, wireWorkload, workloadUpstreams,
+} from './private/workload';
 
 /** The name of the app container when the construct makes the task definition. */
 const APP_CONTAINER = 'app';
@@ -146,61 +150,128 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
 
   constructor(scope: Construct, id: string, props: MeshEcsServiceProps) {
     super(scope, id);
-    for (const [field, value] of [['service', props.service], ['cluster', props.cluster], ['authMethod', props.authMethod], ['gateway', props.gateway], ['network', props.network], ['ecsCluster', props.ecsCluster]] as const) {
-      if (!value) {
-        throwInvalid(this, field, value, `the ${field} the ECS service joins`);
-      }
-    }
-    if ((props.container === undefined) === (props.taskDefinition === undefined)) {
-      throwInvalid(this, props.container === undefined ? 'container' : 'taskDefinition', 'both or neither', 'exactly one of container (the construct makes the task definition) and taskDefinition (your own)');
-    }
-    if (props.authMethod.mesh !== props.service.mesh) {
-      throwInvalid(this, 'authMethod', props.authMethod.node.path, `the auth method of mesh '${props.service.mesh.meshName}' (it binds mesh '${props.authMethod.mesh.meshName}', so no rule would let these tasks log in)`);
-    }
+    this.checkProps(props);
     this.meshService = props.service;
     const resolved = claimService(this, props.service, ServicePlacement.ECS);
     this.upstreams = workloadUpstreams(this, props.service.mesh, resolved, props.upstreams);
     const desiredCount = props.desiredCount ?? 2;
     if (!Token.isUnresolved(desiredCount) && (!Number.isInteger(desiredCount) || desiredCount < 1)) {
-      throwInvalid(this, 'desiredCount', desiredCount, 'a whole number of tasks, at least 1 (2 or more survive the loss of a task or a zone)');
+      throwInvalid(this, 'desiredCount', desiredCount,
+        'a whole number of tasks, at least 1 (2 or more survive the loss of a task or a zone)');
     }
+    const images = this.bindImages(props);
 
-    const serviceEgress = props.network.serviceEgress ?? false;
-    const dataplaneImage = (props.dataplaneImage ?? ConsulImage.dataplane()).bind(this, 'dataplaneImage');
-    const consulEcsImage = (props.consulEcsImage ?? ConsulImage.consulEcs()).bind(this, 'consulEcsImage');
-    for (const [field, image] of [['dataplaneImage', dataplaneImage], ['consulEcsImage', consulEcsImage]] as const) {
-      if (image.needsInternet && !serviceEgress) {
-        throwInvalid(this, field, image.imageName, 'an image the service subnets can pull without a NAT path (they have none unless network.serviceEgress): one through a ConsulImageCache, e.g. cache.image(ConsulImage.consulEcs()), or in your own ECR');
-      }
-    }
-
-    const logKey = props.logKey ?? newMeshKey(this, 'LogKey', `Encrypts the logs of mesh service ${resolved.name} (${this.node.path})`, RemovalPolicy.RETAIN);
-    if (!props.logKey) {
-      allowCloudWatchLogs(logKey);
-    }
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR, encryptionKey: logKey, removalPolicy: RemovalPolicy.RETAIN });
-    this.logGroup = logGroup;
+    this.logGroup = this.createLogGroup(props, resolved.name);
+    const logGroup = this.logGroup;
     const logging = (prefix: string): ecs.LogDriver => ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: prefix });
-
     const { taskDefinition, app, taskRole } = props.container !== undefined
       ? this.createTask(props, props.container, logging)
       : this.adoptTask(props, props.taskDefinition!);
     this.taskDefinition = taskDefinition;
     this.appContainer = app;
     this.taskRole = taskRole;
-    if (!checkPinned(this, props.container !== undefined ? 'container.image' : 'taskDefinition', app.imageName, props.allowUnpinnedImage ?? false)) {
-      Annotations.of(this).addWarningV2('lambda-mesh:services:unpinnedImage', `allowUnpinnedImage: the app image ${app.imageName} is taken by tag: a new push under the same tag changes what runs, without a deployment that says so.`);
+    this.configureApp(props);
+    this.addSidecar(props, resolved, images, logging);
+
+    const securityGroup = this.createSecurityGroup(props.network, resolved.name);
+    this.connections = new ec2.Connections({
+      securityGroups: [securityGroup],
+      defaultPort: ec2.Port.tcp(SIDECAR_PORT),
+    });
+    markWorkload(this);
+    wireWorkload(this, {
+      network: props.network,
+      cluster: props.cluster,
+      gatewayTasks: props.gateway.taskConnections,
+      upstreams: this.upstreams,
+    });
+    this.service = this.createService(props, desiredCount, securityGroup);
+    acknowledgeEcrPull(taskDefinition, [images.dataplane, images.consulEcs]);
+  }
+
+  /** The required props, the auth method of the service's mesh, and exactly one of container and taskDefinition. */
+  private checkProps(props: MeshEcsServiceProps): void {
+    const required = [
+      ['service', props.service], ['cluster', props.cluster], ['authMethod', props.authMethod],
+      ['gateway', props.gateway], ['network', props.network], ['ecsCluster', props.ecsCluster],
+    ] as const;
+    for (const [field, value] of required) {
+      if (!value) {
+        throwInvalid(this, field, value, `the ${field} the ECS service joins`);
+      }
+    }
+    if ((props.container === undefined) === (props.taskDefinition === undefined)) {
+      throwInvalid(this, props.container === undefined ? 'container' : 'taskDefinition', 'both or neither',
+        'exactly one of container (the construct makes the task definition) and taskDefinition (your own)');
+    }
+    if (props.authMethod.mesh !== props.service.mesh) {
+      throwInvalid(this, 'authMethod', props.authMethod.node.path, `the auth method of mesh `
+        + `'${props.service.mesh.meshName}' (it binds mesh '${props.authMethod.mesh.meshName}', so no rule would let `
+        + 'these tasks log in)');
+    }
+  }
+
+  /** The sidecar's images; without a NAT path, each must be pullable through the endpoints. */
+  private bindImages(props: MeshEcsServiceProps): { dataplane: ConsulImageConfig; consulEcs: ConsulImageConfig } {
+    const serviceEgress = props.network.serviceEgress ?? false;
+    const dataplane = (props.dataplaneImage ?? ConsulImage.dataplane()).bind(this, 'dataplaneImage');
+    const consulEcs = (props.consulEcsImage ?? ConsulImage.consulEcs()).bind(this, 'consulEcsImage');
+    for (const [field, image] of [['dataplaneImage', dataplane], ['consulEcsImage', consulEcs]] as const) {
+      if (image.needsInternet && !serviceEgress) {
+        throwInvalid(this, field, image.imageName, 'an image the service subnets can pull without a NAT path (they '
+          + 'have none unless network.serviceEgress): one through a ConsulImageCache, e.g. '
+          + 'cache.image(ConsulImage.consulEcs()), or in your own ECR');
+      }
+    }
+    return { dataplane, consulEcs };
+  }
+
+  /** The log group of every container of the task, encrypted with the given key or a new one, kept. */
+  private createLogGroup(props: MeshEcsServiceProps, serviceName: string): logs.LogGroup {
+    const logKey = props.logKey ?? newMeshKey(this, 'LogKey',
+      `Encrypts the logs of mesh service ${serviceName} (${this.node.path})`, RemovalPolicy.RETAIN);
+    if (!props.logKey) {
+      allowCloudWatchLogs(logKey);
+    }
+    return new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_YEAR,
+      encryptionKey: logKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+  }
+
+  /** The app image's pinning (a warning when allowed unpinned), and its upstreams' addresses in its environment. */
+  private configureApp(props: MeshEcsServiceProps): void {
+    const app = this.appContainer;
+    const field = props.container !== undefined ? 'container.image' : 'taskDefinition';
+    if (!checkPinned(this, field, app.imageName, props.allowUnpinnedImage ?? false)) {
+      Annotations.of(this).addWarningV2('lambda-mesh:services:unpinnedImage', `allowUnpinnedImage: the app image `
+        + `${app.imageName} is taken by tag: a new push under the same tag changes what runs, without a deployment `
+        + 'that says so.');
     }
     // The app reads its upstreams' local addresses; the upstream listeners are the sidecar's.
     for (const u of this.upstreams) {
       app.addEnvironment(u.environmentVariable, u.url);
     }
+  }
 
+  /** consul-ecs's containers (mesh-init, the dataplane, health-sync); the app starts once its sidecar is healthy. */
+  private addSidecar(
+    props: MeshEcsServiceProps, resolved: ResolvedService,
+    images: { dataplane: ConsulImageConfig; consulEcs: ConsulImageConfig }, logging: (prefix: string) => ecs.LogDriver,
+  ): void {
+    const app = this.appContainer;
     const containers = addConsulEcsContainers(this, {
-      taskDefinition,
+      taskDefinition: this.taskDefinition,
       cluster: props.cluster,
       config: serviceConfig(
-        { cluster: props.cluster, authMethodName: props.authMethod.authMethodName, serverIdHeaderValue: props.authMethod.serverIdHeaderValue, namespace: props.service.mesh.namespace, partition: props.service.mesh.partition },
+        {
+          cluster: props.cluster,
+          authMethodName: props.authMethod.authMethodName,
+          serverIdHeaderValue: props.authMethod.serverIdHeaderValue,
+          namespace: props.service.mesh.namespace,
+          partition: props.service.mesh.partition,
+        },
         {
           name: resolved.name,
           port: resolved.port,
@@ -210,31 +281,42 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
           meta: { 'lambda-mesh-placement': 'ecs' },
         },
       ),
-      consulEcsImage,
-      dataplaneImage,
+      consulEcsImage: images.consulEcs,
+      dataplaneImage: images.dataplane,
       logging,
       dataplaneEssential: false,
       dataplanePortMappings: [{ containerPort: SIDECAR_PORT, protocol: ecs.Protocol.TCP, name: 'mesh' }],
       dataplaneMemoryMiB: DATAPLANE_MEMORY_MIB,
     });
     // The app starts once its sidecar can carry its calls (its upstreams) and take its traffic.
-    app.addContainerDependencies({ container: containers.dataplane, condition: ecs.ContainerDependencyCondition.HEALTHY });
+    app.addContainerDependencies({
+      container: containers.dataplane,
+      condition: ecs.ContainerDependencyCondition.HEALTHY,
+    });
+  }
 
+  /** The tasks' security group; its sidecar port is opened by the workload wiring. */
+  private createSecurityGroup(network: IMeshNetwork, serviceName: string): ec2.SecurityGroup {
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
-      vpc: props.network.vpc,
-      description: `lambda-mesh service ${resolved.name}: its sidecar (${SIDECAR_PORT}) from the mesh gateway and its callers only`,
+      vpc: network.vpc,
+      description: `lambda-mesh service ${serviceName}: its sidecar (${SIDECAR_PORT}) from the mesh gateway and its `
+        + 'callers only',
       allowAllOutbound: false,
     });
-    this.connections = new ec2.Connections({ securityGroups: [securityGroup], defaultPort: ec2.Port.tcp(SIDECAR_PORT) });
     // ECR image layers come from S3 (the gateway endpoint, public addresses): HTTPS out.
-    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: image layers from S3 through the gateway endpoint');
-    markWorkload(this);
-    wireWorkload(this, { network: props.network, cluster: props.cluster, gatewayTasks: props.gateway.taskConnections, upstreams: this.upstreams });
+    securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443),
+      'HTTPS: image layers from S3 through the gateway endpoint');
+    return securityGroup;
+  }
 
+  /** The Fargate service in the service subnets; it starts once the servers and the auth method are in place. */
+  private createService(
+    props: MeshEcsServiceProps, desiredCount: number, securityGroup: ec2.ISecurityGroup,
+  ): ecs.FargateService {
     props.authMethod.addEcsCluster(props.ecsCluster);
-    this.service = new ecs.FargateService(this, 'Service', {
+    const service = new ecs.FargateService(this, 'Service', {
       cluster: props.ecsCluster,
-      taskDefinition,
+      taskDefinition: this.taskDefinition,
       desiredCount,
       vpcSubnets: props.network.serviceSubnets,
       securityGroups: [securityGroup],
@@ -248,23 +330,35 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
       propagateTags: ecs.PropagatedTagSource.SERVICE,
     });
     // Tasks log in and register at start: the servers, the binding rule and the cluster's node must exist.
-    this.service.node.addDependency(props.cluster, props.authMethod);
-    acknowledgeEcrPull(taskDefinition, [dataplaneImage, consulEcsImage]);
+    service.node.addDependency(props.cluster, props.authMethod);
+    return service;
   }
 
-  private createTask(props: MeshEcsServiceProps, container: ecs.ContainerDefinitionOptions, logging: (prefix: string) => ecs.LogDriver): { taskDefinition: ecs.FargateTaskDefinition; app: ecs.ContainerDefinition; taskRole: iam.Role } {
+  /** The construct's own task definition, sized for the sidecar, with the app container from `container`. */
+  private createTask(
+    props: MeshEcsServiceProps, container: ecs.ContainerDefinitionOptions, logging: (prefix: string) => ecs.LogDriver,
+  ): { taskDefinition: ecs.FargateTaskDefinition; app: ecs.ContainerDefinition; taskRole: iam.Role } {
     const cpu = props.cpu ?? 512;
     const memoryLimitMiB = props.memoryLimitMiB ?? 1024;
     const appMemory = memoryLimitMiB - DATAPLANE_MEMORY_MIB - CONSUL_ECS_OVERHEAD_MIB;
-    if (!Token.isUnresolved(memoryLimitMiB) && (!Number.isInteger(memoryLimitMiB) || appMemory < MIN_DATAPLANE_MEMORY_MIB)) {
-      throwInvalid(this, 'memoryLimitMiB', memoryLimitMiB, `a Fargate task memory size in MiB of at least ${DATAPLANE_MEMORY_MIB + CONSUL_ECS_OVERHEAD_MIB + MIN_DATAPLANE_MEMORY_MIB}: the sidecar takes ${DATAPLANE_MEMORY_MIB} and consul-ecs ${CONSUL_ECS_OVERHEAD_MIB}`);
+    const tooSmall = !Number.isInteger(memoryLimitMiB) || appMemory < MIN_DATAPLANE_MEMORY_MIB;
+    if (!Token.isUnresolved(memoryLimitMiB) && tooSmall) {
+      const least = DATAPLANE_MEMORY_MIB + CONSUL_ECS_OVERHEAD_MIB + MIN_DATAPLANE_MEMORY_MIB;
+      throwInvalid(this, 'memoryLimitMiB', memoryLimitMiB, `a Fargate task memory size in MiB of at least ${least}: `
+        + `the sidecar takes ${DATAPLANE_MEMORY_MIB} and consul-ecs ${CONSUL_ECS_OVERHEAD_MIB}`);
     }
-    const taskRole = props.authMethod.createWorkloadRole(this, 'TaskRole', { serviceName: props.service.name, assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com') });
+    const taskRole = props.authMethod.createWorkloadRole(this, 'TaskRole', {
+      serviceName: props.service.name,
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+    });
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
       cpu,
       memoryLimitMiB,
       taskRole,
-      runtimePlatform: { cpuArchitecture: props.architecture ?? ecs.CpuArchitecture.X86_64, operatingSystemFamily: ecs.OperatingSystemFamily.LINUX },
+      runtimePlatform: {
+        cpuArchitecture: props.architecture ?? ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
     });
     const app = taskDefinition.addContainer(APP_CONTAINER, {
       containerName: APP_CONTAINER,
@@ -280,26 +374,38 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
     return { taskDefinition, app, taskRole };
   }
 
-  private adoptTask(props: MeshEcsServiceProps, taskDefinition: ecs.FargateTaskDefinition): { taskDefinition: ecs.FargateTaskDefinition; app: ecs.ContainerDefinition; taskRole: iam.IRole } {
+  /** The user's task definition: its app container found and its task role checked (once aspects ran, the tags). */
+  private adoptTask(
+    props: MeshEcsServiceProps, taskDefinition: ecs.FargateTaskDefinition,
+  ): { taskDefinition: ecs.FargateTaskDefinition; app: ecs.ContainerDefinition; taskRole: iam.IRole } {
     const name = props.appContainerName;
     const app = name !== undefined ? taskDefinition.findContainer(name) : taskDefinition.defaultContainer;
     if (!app) {
-      throwInvalid(this, name !== undefined ? 'appContainerName' : 'taskDefinition', name ?? taskDefinition.node.path, 'a task definition with its app container added (and appContainerName naming it, if not the first essential one)');
+      throwInvalid(this, name !== undefined ? 'appContainerName' : 'taskDefinition', name ?? taskDefinition.node.path,
+        'a task definition with its app container added (and appContainerName naming it, if not the first essential '
+        + 'one)');
     }
     if (!app.essential) {
-      throwInvalid(this, 'appContainerName', app.containerName, 'an essential container: the task must stop when the app stops');
+      throwInvalid(this, 'appContainerName', app.containerName,
+        'an essential container: the task must stop when the app stops');
     }
     const role = taskDefinition.taskRole;
     const cfnRole = role.node.defaultChild as iam.CfnRole | undefined;
     if (!(role instanceof iam.Role) || cfnRole === undefined) {
-      throwInvalid(this, 'taskDefinition.taskRole', role.node.path, `a task role made with authMethod.createWorkloadRole(scope, id, { serviceName: '${props.service.name}', ... }) (the identity the tasks log in with)`);
+      throwInvalid(this, 'taskDefinition.taskRole', role.node.path, 'a task role made with '
+        + `authMethod.createWorkloadRole(scope, id, { serviceName: '${props.service.name}', ... }) (the identity the `
+        + 'tasks log in with)');
     }
     // Tags are applied by aspects, so the role is checked once they ran.
     this.node.addValidation({
       validate: () => {
         const tags = cfnRole.tags.tagValues();
-        if (cfnRole.path !== props.authMethod.rolePath || tags[WORKLOAD_ROLE_TAGS.SERVICE_NAME] !== props.service.name) {
-          return [`${this.node.path}: taskDefinition.taskRole: given ${role.node.path} (path ${JSON.stringify(cfnRole.path)}, ${WORKLOAD_ROLE_TAGS.SERVICE_NAME}=${JSON.stringify(tags[WORKLOAD_ROLE_TAGS.SERVICE_NAME])}), expected a role made with authMethod.createWorkloadRole(scope, id, { serviceName: '${props.service.name}' }): under ${props.authMethod.rolePath}, tagged with the service`];
+        const tagged = tags[WORKLOAD_ROLE_TAGS.SERVICE_NAME];
+        if (cfnRole.path !== props.authMethod.rolePath || tagged !== props.service.name) {
+          return [`${this.node.path}: taskDefinition.taskRole: given ${role.node.path} (path `
+            + `${JSON.stringify(cfnRole.path)}, ${WORKLOAD_ROLE_TAGS.SERVICE_NAME}=${JSON.stringify(tagged)}), `
+            + 'expected a role made with authMethod.createWorkloadRole(scope, id, { serviceName: '
+            + `'${props.service.name}' }): under ${props.authMethod.rolePath}, tagged with the service`];
         }
         return [];
       },
@@ -309,7 +415,8 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
 
   private checkAppPort(field: string, port: number): void {
     if (!Token.isUnresolved(port) && (port === SIDECAR_PORT || port === CONSUL_ECS.ENVOY_READY_PORT)) {
-      throwInvalid(this, field, port, `a port other than ${SIDECAR_PORT} and ${CONSUL_ECS.ENVOY_READY_PORT}, which the sidecar takes in the task's network namespace`);
+      throwInvalid(this, field, port, `a port other than ${SIDECAR_PORT} and ${CONSUL_ECS.ENVOY_READY_PORT}, which `
+        + 'the sidecar takes in the task\'s network namespace');
     }
   }
 }

@@ -1,10 +1,12 @@
 import { createHash } from 'crypto';
+import * as fs from 'fs';
 import { gzipSync } from 'zlib';
 import { Token } from 'aws-cdk-lib';
 import { AGENT_POLICY, SCOPED_TOKEN_POLICIES } from './acl-policies';
 import { CONSUL_PATHS, serverAgentConfig } from './agent-config';
 import { type ServerBootInputs } from './boot-inputs';
 import { describeValue, LambdaMeshError } from '../../core/errors';
+import { fillPlaceholders, shippedFile } from '../../core/private/shipped-files';
 
 /**
  * The fingerprint of the key that signs HashiCorp's Linux packages and is served at
@@ -48,10 +50,8 @@ export const HEALTH_METRICS = {
 /** EC2 refuses user data over 16 KB (raw, before base64). */
 export const USER_DATA_LIMIT_BYTES = 16 * 1024;
 
-/** The Consul API on the server itself: the server certificate has SAN `127.0.0.1`. */
-const LOCAL_API = 'https://127.0.0.1:8501';
-const HASHICORP_RPM_KEY_URL = 'https://rpm.releases.hashicorp.com/gpg';
-const HASHICORP_RPM_BASEURL = 'https://rpm.releases.hashicorp.com/AmazonLinux/latest/$basearch/stable';
+/** The server library's text, under `constructs/`: a bash file with placeholders ({@link consulServerLibrary}). */
+const SERVER_LIBRARY_SOURCE = 'consul/scripts/server-library.sh';
 
 /**
  * The EC2 user data of a Consul server on Amazon Linux 2023.
@@ -83,7 +83,8 @@ set -euo pipefail
 umask 077
 install -d -m 0755 ${dirname(SERVER_FILES.library)}
 ${inputs.library
-    ? `aws s3 cp --only-show-errors --region ${sh(inputs.region)} ${sh(`s3://${inputs.library.bucket}/${inputs.library.key}`)} ${SERVER_FILES.library}`
+    ? `aws s3 cp --only-show-errors --region ${sh(inputs.region)} ${
+      sh(`s3://${inputs.library.bucket}/${inputs.library.key}`)} ${SERVER_FILES.library}`
     : `base64 -d <<'LAMBDA_MESH_LIBRARY' | gunzip >${SERVER_FILES.library}
 ${wrap(gzipSync(Buffer.from(library), { level: 9 }).toString('base64'), 76)}
 LAMBDA_MESH_LIBRARY`}
@@ -136,13 +137,25 @@ snapshot_timer_unit() {
 
 # ACL policy and token per part of lambda-mesh: name, token secret, description, rules.
 scoped_tokens() {
-${inputs.scopedTokens.length === 0 ? '  :' : inputs.scopedTokens.map((t) => `  scoped_token ${sh(t.name)} ${sh(t.secretArn)}${isKnownPolicy(t) ? '' : ` ${sh(t.description)} ${sh(t.policyRules)}`}`).join('\n')}
+${scopedTokenCalls(inputs.scopedTokens)}
 }
 
 boot_main
 `;
   checkSize(script);
   return script;
+}
+
+/**
+ * The body of the user data's `scoped_tokens`: one `scoped_token` call per token, with its description and rules
+ * only when they are not its role's built-in policy (which the library carries).
+ */
+function scopedTokenCalls(tokens: ServerBootInputs['scopedTokens']): string {
+  if (tokens.length === 0) {
+    return '  :';
+  }
+  return tokens.map((t) => `  scoped_token ${sh(t.name)} ${sh(t.secretArn)}${
+    isKnownPolicy(t) ? '' : ` ${sh(t.description)} ${sh(t.policyRules)}`}`).join('\n');
 }
 
 /**
@@ -191,7 +204,10 @@ export function healthMetricScript(inputs: ServerBootInputs): string {
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.timer.html
  */
 export function systemdUnits(inputs: ServerBootInputs): Record<string, string> {
-  return { ...staticMaintenanceUnits(), [SYSTEMD_UNIT_NAMES.snapshotTimer]: snapshotTimerUnit(inputs.snapshot.schedule) };
+  return {
+    ...staticMaintenanceUnits(),
+    [SYSTEMD_UNIT_NAMES.snapshotTimer]: snapshotTimerUnit(inputs.snapshot.schedule),
+  };
 }
 
 /** The three maintenance units that are the same everywhere; the library writes them. */
@@ -207,8 +223,10 @@ ExecStart=${script}
 `;
   return {
     [SYSTEMD_UNIT_NAMES.snapshotService]: service('Consul snapshot to S3 (leader only)', SERVER_FILES.snapshotScript),
-    [SYSTEMD_UNIT_NAMES.healthService]: service('Consul server health to CloudWatch (leader only)', SERVER_FILES.healthScript),
-    [SYSTEMD_UNIT_NAMES.healthTimer]: timerUnit('Consul server health every minute', 'OnCalendar=*-*-* *:*:00\nAccuracySec=1s'),
+    [SYSTEMD_UNIT_NAMES.healthService]:
+      service('Consul server health to CloudWatch (leader only)', SERVER_FILES.healthScript),
+    [SYSTEMD_UNIT_NAMES.healthTimer]:
+      timerUnit('Consul server health every minute', 'OnCalendar=*-*-* *:*:00\nAccuracySec=1s'),
   };
 }
 
@@ -246,7 +264,10 @@ export function cloudWatchAgentConfig(inputs: ServerBootInputs): string {
     logs: {
       logs_collected: {
         files: {
-          collect_list: [file(`${CONSUL_PATHS.logDir}*.log`, '{instance_id}'), file('/var/log/cloud-init-output.log', '{instance_id}/boot')],
+          collect_list: [
+            file(`${CONSUL_PATHS.logDir}*.log`, '{instance_id}'),
+            file('/var/log/cloud-init-output.log', '{instance_id}/boot'),
+          ],
         },
       },
     },
@@ -262,374 +283,50 @@ export function cloudWatchAgentConfig(inputs: ServerBootInputs): string {
  *
  * Secrets never reach argv: curl reads the token from a 0600 header file, the consul CLI from
  * `CONSUL_HTTP_TOKEN_FILE`, jq reads secret values from files (`--slurpfile`), never `--arg`.
+ *
+ * The script is `constructs/consul/scripts/server-library.sh`, shipped with the package and read at synth. The
+ * values TypeScript owns because other parts use them too (file paths, unit names, metric names, the ACL
+ * policies, the unit files) fill its `@@NAME@@` placeholders ({@link fillPlaceholders}).
  */
 export function consulServerLibrary(): string {
-  return `#!/usr/bin/env bash
-set -euo pipefail
-# lambda-mesh consul-server library (generated by constructs/consul/private/scripts.ts). Sourced by the user data,
-# ${SERVER_FILES.snapshotScript} and ${SERVER_FILES.healthScript}, which set the UPPER_CASE parameters and define the
-# payload functions. It holds no secret: secrets are read from Secrets Manager and local files at run time.
-
-CONFIG_DIR=${CONSUL_PATHS.configDir}
-CONSUL_GROUP=consul
-CONSUL_ADDR=${LOCAL_API}
-CFN_SIGNAL=/opt/aws/bin/cfn-signal
-HASHICORP_KEY_FINGERPRINT=${HASHICORP_PACKAGE_SIGNING_KEY_FINGERPRINT}
-SYSTEMD_DIR=/etc/systemd/system
-SNAPSHOT_SCRIPT_PATH=${SERVER_FILES.snapshotScript}
-HEALTH_SCRIPT_PATH=${SERVER_FILES.healthScript}
-POLL_SECONDS=5
-STEP=starting
-FAILED_LINE=
-SIGNALLED=false
-WORK=
-
-log() { printf '%s %s: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "\${0##*/}" "$*" >&2; }
-
-# The token travels in files only: a 0600 header file for curl, CONSUL_HTTP_TOKEN_FILE for the consul CLI.
-use_token() {
-  printf 'X-Consul-Token: %s\\n' "$(<"$WORK/token")" >"$WORK/auth-header"
-  export CONSUL_HTTP_ADDR="$CONSUL_ADDR" CONSUL_CACERT="$CONFIG_DIR/tls/ca.pem" CONSUL_HTTP_TOKEN_FILE="$WORK/token"
+  const template = fs.readFileSync(shippedFile(SERVER_LIBRARY_SOURCE, 'the Consul server library'), 'utf8');
+  return fillPlaceholders(template, {
+    SNAPSHOT_SCRIPT: SERVER_FILES.snapshotScript,
+    HEALTH_SCRIPT: SERVER_FILES.healthScript,
+    CONFIG_DIR: CONSUL_PATHS.configDir,
+    HASHICORP_KEY_FINGERPRINT: HASHICORP_PACKAGE_SIGNING_KEY_FINGERPRINT,
+    CLOUDWATCH_AGENT_CONFIG: SERVER_FILES.cloudWatchAgentConfig,
+    DATA_DIR: CONSUL_PATHS.dataDir,
+    LOG_DIR: CONSUL_PATHS.logDir,
+    CONSUL_UNIT_NAME: SYSTEMD_UNIT_NAMES.consul,
+    CONSUL_UNIT: consulUnit().replace(/\n$/, ''),
+    KNOWN_POLICIES: knownPolicyCases(),
+    AGENT_POLICY_NAME: sh(AGENT_POLICY.name),
+    AGENT_POLICY_DESCRIPTION: sh(AGENT_POLICY.description),
+    AGENT_POLICY_RULES: sh(AGENT_POLICY.rules),
+    MAINTENANCE_UNITS: maintenanceUnitFiles(),
+    SNAPSHOT_TIMER_NAME: SYSTEMD_UNIT_NAMES.snapshotTimer,
+    HEALTH_TIMER_NAME: SYSTEMD_UNIT_NAMES.healthTimer,
+    HEALTHY_SERVERS_METRIC: HEALTH_METRICS.healthyServers,
+    VOTERS_METRIC: HEALTH_METRICS.voters,
+    METRIC_DIMENSION: HEALTH_METRICS.dimension,
+  }, SERVER_LIBRARY_SOURCE);
 }
 
-# consul_api METHOD PATH [BODY_FILE]: the response on stdout; fails on HTTP errors.
-consul_api() {
-  local args=(--silent --show-error --fail --cacert "$CONFIG_DIR/tls/ca.pem" --header "@$WORK/auth-header" --request "$1")
-  if (($# >= 3)); then args+=(--header 'Content-Type: application/json' --data "@$3"); fi
-  curl "\${args[@]}" "$CONSUL_ADDR$2"
+/** The `known_policy` case branches: the description and rules of each of lambda-mesh's own roles. */
+function knownPolicyCases(): string {
+  return Object.entries(SCOPED_TOKEN_POLICIES).map(([role, p]) => [
+    `    ${role}:description) printf '%s' ${sh(p.description)} ;;`,
+    `    ${role}:rules) printf '%s' ${sh(p.rules)} ;;`,
+  ].join('\n')).join('\n');
 }
 
-# consul_probe PATH OUT_FILE: prints the HTTP status of GET PATH, writes the body to OUT_FILE.
-consul_probe() {
-  curl --silent --show-error --cacert "$CONFIG_DIR/tls/ca.pem" --header "@$WORK/auth-header" \\
-    --output "$2" --write-out '%{http_code}' "$CONSUL_ADDR$1"
-}
-
-node_id() { consul_api GET /v1/agent/self | jq -er .Config.NodeID; }
-
-# Functions run by retry execute in a condition, where set -e does not apply: they check each step themselves.
-retry() {
-  local attempt
-  for attempt in 1 2 3 4 5; do
-    if "$@"; then return 0; fi
-    log "attempt $attempt of $1 failed"
-    sleep "$POLL_SECONDS"
-  done
-  return 1
-}
-
-fetch_secret() {
-  aws secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text --region "$REGION" >"$2"
-}
-
-# ---------------------------------------------------------------------------------------------------------------
-# Boot
-
-cfn_signal() {
-  "$CFN_SIGNAL" --success "$1" --stack "$STACK_NAME" --resource "$SIGNAL_RESOURCE" --region "$REGION"
-}
-
-# On EXIT rather than ERR alone: set -u failures and explicit exits do not raise ERR. A resource signal carries no
-# reason, so the reason goes to the boot log, which the CloudWatch agent ships.
-on_exit() {
-  local status=$?
-  if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi
-  if ((status != 0)) && [[ "$SIGNALLED" != true ]]; then
-    log "FAILED (exit $status, line \${FAILED_LINE:-unknown}) while $STEP"
-    cfn_signal false || log 'cfn-signal failed as well'
-  fi
-}
-
-install_packages() {
-  dnf install -y jq amazon-cloudwatch-agent aws-cfn-bootstrap
-}
-
-start_cloudwatch_agent() {
-  cloudwatch_agent_json >${SERVER_FILES.cloudWatchAgentConfig}
-  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \\
-    -c file:${SERVER_FILES.cloudWatchAgentConfig}
-}
-
-# The repository's key is trusted only if it is exactly the pinned key (one primary key, that fingerprint); dnf then
-# checks every package's signature against it (gpgcheck=1). HashiCorp does not sign the repository metadata.
-install_consul_from_repository() {
-  local key="$WORK/hashicorp.gpg" fingerprints
-  curl --silent --show-error --fail --location --proto '=https' --tlsv1.2 --output "$key" ${HASHICORP_RPM_KEY_URL}
-  mkdir -m 0700 "$WORK/gnupg"
-  fingerprints="$(GNUPGHOME="$WORK/gnupg" gpg --batch --show-keys --with-colons "$key" |
-    awk -F: '$1 == "pub" { primary = 1; next } $1 == "fpr" && primary { print $10; primary = 0 }')"
-  if [[ "$fingerprints" != "$HASHICORP_KEY_FINGERPRINT" ]]; then
-    log "the key at ${HASHICORP_RPM_KEY_URL} has fingerprint(s) [$fingerprints], expected $HASHICORP_KEY_FINGERPRINT"
-    return 1
-  fi
-  install -m 0644 "$key" /etc/pki/rpm-gpg/RPM-GPG-KEY-hashicorp
-  rpm --import /etc/pki/rpm-gpg/RPM-GPG-KEY-hashicorp
-  cat >/etc/yum.repos.d/hashicorp.repo <<'LAMBDA_MESH_REPO'
-[hashicorp]
-name=HashiCorp Stable - $basearch
-baseurl=${HASHICORP_RPM_BASEURL}
-enabled=1
-gpgcheck=1
-repo_gpgcheck=0
-gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-hashicorp
-LAMBDA_MESH_REPO
-  chmod 0644 /etc/yum.repos.d/hashicorp.repo
-  dnf install -y "consul-$CONSUL_VERSION"
-}
-
-install_consul_from_s3() {
-  local rpm="$WORK/consul.rpm"
-  aws s3 cp "s3://$PACKAGE_BUCKET/$PACKAGE_KEY" "$rpm" --region "$REGION" --only-show-errors
-  printf '%s  %s\\n' "$PACKAGE_SHA256" "$rpm" | sha256sum --check --strict --quiet
-  dnf install -y "$rpm"
-}
-
-install_consul() {
-  case "$PACKAGE_SOURCE" in
-    hashicorp-repository) install_consul_from_repository ;;
-    s3) install_consul_from_s3 ;;
-    *) log "unknown PACKAGE_SOURCE $PACKAGE_SOURCE" && return 1 ;;
-  esac
-}
-
-prepare_host() {
-  getent group "$CONSUL_GROUP" >/dev/null || groupadd --system "$CONSUL_GROUP"
-  id consul >/dev/null 2>&1 || useradd --system --gid "$CONSUL_GROUP" --home-dir "$CONFIG_DIR" --shell /sbin/nologin consul
-  install -d -m 0750 -o root -g "$CONSUL_GROUP" "$CONFIG_DIR" "$CONFIG_DIR/tls"
-  install -d -m 0750 -o consul -g "$CONSUL_GROUP" /opt/consul ${CONSUL_PATHS.dataDir} ${CONSUL_PATHS.logDir}
-  # The package's sample configuration would be merged into ours.
-  rm -f "$CONFIG_DIR/consul.hcl" "$CONFIG_DIR/consul.env"
-}
-
-# install_secret SECRET_FILE JQ_FIELD DESTINATION: one field of a secret, mode 0640 root:consul.
-install_secret() {
-  jq -je "$2" "$1" >"$1.field"
-  install -m 0640 -o root -g "$CONSUL_GROUP" "$1.field" "$3"
-  rm -f "$1.field"
-}
-
-write_secrets() {
-  local dir="$WORK/secrets"
-  mkdir -p "$dir"
-  fetch_secret "$GOSSIP_KEY_SECRET" "$dir/gossip.json"
-  fetch_secret "$CA_SECRET" "$dir/ca.json"
-  fetch_secret "$SERVER_CERT_SECRET" "$dir/server.json"
-  fetch_secret "$MANAGEMENT_TOKEN_SECRET" "$dir/management.json"
-  fetch_secret "$AGENT_TOKEN_SECRET" "$dir/agent.json"
-  install_secret "$dir/ca.json" .CertificatePem "$CONFIG_DIR/tls/ca.pem"
-  install_secret "$dir/server.json" .CertificatePem "$CONFIG_DIR/tls/server.pem"
-  install_secret "$dir/server.json" .PrivateKeyPem "$CONFIG_DIR/tls/server-key.pem"
-  jq -n --slurpfile g "$dir/gossip.json" --slurpfile m "$dir/management.json" --slurpfile a "$dir/agent.json" \\
-    '{encrypt: $g[0].GossipKey, acl: {tokens: {initial_management: $m[0].SecretID, agent: $a[0].SecretID}}}
-     | if [.encrypt, .acl.tokens[]] | all(type == "string" and length > 0) then . else error("a secret lacks a field") end' \\
-    >"$dir/secrets.json"
-  install -m 0640 -o root -g "$CONSUL_GROUP" "$dir/secrets.json" "$CONFIG_DIR/secrets.json"
-  jq -er .SecretID "$dir/management.json" >"$WORK/token"
-  use_token
-}
-
-write_config() {
-  consul_json >"$CONFIG_DIR/consul.json"
-  chmod 0640 "$CONFIG_DIR/consul.json"
-  chgrp "$CONSUL_GROUP" "$CONFIG_DIR/consul.json"
-  cat >"$SYSTEMD_DIR/${SYSTEMD_UNIT_NAMES.consul}" <<'LAMBDA_MESH_UNIT'
-${consulUnit()}LAMBDA_MESH_UNIT
-  chmod 0644 "$SYSTEMD_DIR/${SYSTEMD_UNIT_NAMES.consul}"
-  consul validate "$CONFIG_DIR"
-}
-
-start_consul() {
-  systemctl daemon-reload
-  systemctl enable --now ${SYSTEMD_UNIT_NAMES.consul}
-}
-
-cluster_ready() {
-  local self state="$WORK/autopilot.json"
-  self="$(node_id)" || return 1
-  consul_api GET /v1/operator/autopilot/state >"$state" || return 1
-  jq -e --arg self "$self" --argjson count "$SERVER_COUNT" \\
-    '.Healthy == true and ((.Voters // []) | length) >= $count and any((.Voters // [])[]; . == $self)' \\
-    "$state" >/dev/null
-}
-
-wait_for_cluster() {
-  local deadline=$((SECONDS + HEALTHY_TIMEOUT_SECONDS))
-  until cluster_ready 2>/dev/null; do
-    if ((SECONDS >= deadline)); then
-      log "no healthy cluster of $SERVER_COUNT voters including this server after \${HEALTHY_TIMEOUT_SECONDS}s"
-      return 1
-    fi
-    sleep "$POLL_SECONDS"
-  done
-}
-
-# ensure_policy NAME DESCRIPTION RULES: PUT /v1/acl/policy/:id if a policy of that name exists, else PUT /v1/acl/policy.
-ensure_policy() {
-  local body="$WORK/policy-body.json" found="$WORK/policy.json" code id
-  jq -n --arg n "$1" --arg d "$2" --arg r "$3" '{Name: $n, Description: $d, Rules: $r}' >"$body" || return 1
-  code="$(consul_probe "/v1/acl/policy/name/$1" "$found")" || return 1
-  case "$code" in
-    200)
-      id="$(jq -er .ID "$found")" || return 1
-      consul_api PUT "/v1/acl/policy/$id" "$body" >/dev/null || return 1
-      ;;
-    403 | 404) consul_api PUT /v1/acl/policy "$body" >/dev/null || return 1 ;;
-    *) log "reading ACL policy $1: HTTP $code" && return 1 ;;
-  esac
-}
-
-# ensure_token SECRET_FILE POLICY DESCRIPTION: the token with the secret's fixed AccessorID and SecretID, bound to
-# POLICY. A SecretID cannot be updated: a token whose SecretID differs (the secret was rotated) is deleted and created.
-ensure_token() {
-  local found="$WORK/token.json" body="$WORK/token-body.json" accessor code
-  accessor="$(jq -er .AccessorID "$1")" || return 1
-  code="$(consul_probe "/v1/acl/token/$accessor" "$found")" || return 1
-  if [[ "$code" == 200 ]] && ! jq -e --slurpfile want "$1" '.SecretID == $want[0].SecretID' "$found" >/dev/null; then
-    log "ACL token $accessor has another SecretID: replacing it"
-    consul_api DELETE "/v1/acl/token/$accessor" >/dev/null || return 1
-    code=404
-  fi
-  case "$code" in
-    200)
-      jq -n --arg d "$3" --arg p "$2" '{Description: $d, Policies: [{Name: $p}]}' >"$body" || return 1
-      consul_api PUT "/v1/acl/token/$accessor" "$body" >/dev/null || return 1
-      ;;
-    403 | 404)
-      jq --arg d "$3" --arg p "$2" '{AccessorID, SecretID, Description: $d, Policies: [{Name: $p}]}' "$1" >"$body" || return 1
-      consul_api PUT /v1/acl/token "$body" >/dev/null || return 1
-      ;;
-    *) log "reading ACL token $accessor: HTTP $code" && return 1 ;;
-  esac
-}
-
-# The policies of lambda-mesh's own roles live here, in the compressed library, not in the user data (EC2 caps
-# user data at 16 KiB). known_policy NAME description|rules
-known_policy() {
-  case "$1:$2" in
-${Object.entries(SCOPED_TOKEN_POLICIES).map(([role, p]) => `    ${role}:description) printf '%s' ${sh(p.description)} ;;\n    ${role}:rules) printf '%s' ${sh(p.rules)} ;;`).join('\n')}
-    *) log "no built-in policy for $1" && return 1 ;;
-  esac
-}
-
-# scoped_token NAME SECRET_ARN [DESCRIPTION RULES]: without DESCRIPTION and RULES, the role's built-in policy.
-scoped_token() {
-  local description rules
-  if [ "$#" -ge 4 ]; then
-    description="$3"
-    rules="$4"
-  else
-    description="$(known_policy "$1" description)"
-    rules="$(known_policy "$1" rules)"
-  fi
-  fetch_secret "$2" "$WORK/secrets/scoped-$1.json"
-  retry ensure_policy "$1" "$description" "$rules"
-  retry ensure_token "$WORK/secrets/scoped-$1.json" "$1" "$description"
-}
-
-bootstrap_acl() {
-  retry ensure_policy ${sh(AGENT_POLICY.name)} ${sh(AGENT_POLICY.description)} ${sh(AGENT_POLICY.rules)}
-  retry ensure_token "$WORK/secrets/agent.json" ${sh(AGENT_POLICY.name)} ${sh(AGENT_POLICY.description)}
-  scoped_tokens
-}
-
-# Mesh traffic from Lambda leaves through the local mesh gateway. Merged into the current entry with check-and-set,
-# so what other parts put in proxy-defaults survives a server replacement.
-ensure_proxy_defaults() {
-  local current="$WORK/proxy-defaults.json" body="$WORK/proxy-defaults-body.json" code index
-  code="$(consul_probe /v1/config/proxy-defaults/global "$current")" || return 1
-  case "$code" in
-    200)
-      index="$(jq -er .ModifyIndex "$current")" || return 1
-      jq '.MeshGateway.Mode = "local" | del(.CreateIndex, .ModifyIndex)' "$current" >"$body" || return 1
-      ;;
-    404)
-      index=0
-      printf '%s\\n' '{"Kind":"proxy-defaults","Name":"global","MeshGateway":{"Mode":"local"}}' >"$body"
-      ;;
-    *) log "reading proxy-defaults: HTTP $code" && return 1 ;;
-  esac
-  [[ "$(consul_api PUT "/v1/config?cas=$index" "$body")" == true ]]
-}
-
-install_maintenance() {
-  snapshot_script >"$SNAPSHOT_SCRIPT_PATH"
-  health_metric_script >"$HEALTH_SCRIPT_PATH"
-  chmod 0750 "$SNAPSHOT_SCRIPT_PATH" "$HEALTH_SCRIPT_PATH"
-${Object.entries(staticMaintenanceUnits()).map(([name, text]) => `  ${heredoc(text, unitDelimiter(name)).replace('cat <<', `cat >"$SYSTEMD_DIR/${name}" <<`)}`).join('\n')}
-  snapshot_timer_unit >"$SYSTEMD_DIR/${SYSTEMD_UNIT_NAMES.snapshotTimer}"
-  chmod 0644 "$SYSTEMD_DIR"/consul-snapshot.* "$SYSTEMD_DIR"/consul-health-metric.*
-  systemctl daemon-reload
-  systemctl enable --now ${SYSTEMD_UNIT_NAMES.snapshotTimer} ${SYSTEMD_UNIT_NAMES.healthTimer}
-}
-
-boot_main() {
-  trap 'FAILED_LINE=$LINENO' ERR
-  trap on_exit EXIT
-  set -o errtrace
-  WORK="$(mktemp -d)"
-  STEP='installing packages'; install_packages
-  STEP='starting the CloudWatch agent'; start_cloudwatch_agent
-  STEP="installing Consul $CONSUL_VERSION"; install_consul
-  STEP='preparing the host'; prepare_host
-  STEP='reading secrets'; write_secrets
-  STEP='writing the configuration'; write_config
-  STEP='starting Consul'; start_consul
-  STEP='waiting for a healthy cluster'; wait_for_cluster
-  STEP='creating ACL policies and tokens'; bootstrap_acl
-  STEP='setting proxy-defaults'; retry ensure_proxy_defaults
-  STEP='installing the snapshot and health timers'; install_maintenance
-  STEP='signalling CloudFormation'; cfn_signal true
-  SIGNALLED=true
-  log 'Consul server ready'
-}
-
-# ---------------------------------------------------------------------------------------------------------------
-# Maintenance (run by the timers on every server; only the Raft leader acts)
-
-begin_maintenance() {
-  WORK="$(mktemp -d)"
-  trap 'rm -rf "$WORK"' EXIT
-  jq -er .acl.tokens.initial_management "$CONFIG_DIR/secrets.json" >"$WORK/token"
-  use_token
-}
-
-snapshot_main() {
-  local self leader snapshot key
-  begin_maintenance
-  self="$(node_id)"
-  leader="$(consul_api GET /v1/operator/autopilot/state | jq -er .Leader)"
-  if [[ "$self" != "$leader" ]]; then
-    log 'not the Raft leader: nothing to do'
-    return 0
-  fi
-  snapshot="$WORK/consul.snap"
-  consul snapshot save "$snapshot" >/dev/null
-  consul snapshot inspect "$snapshot" >/dev/null
-  key="\${SNAPSHOT_PREFIX}consul-\${DATACENTER}-$(date -u +%Y%m%dT%H%M%SZ).snap"
-  # No --sse: with aws:kms and no key ID, S3 would use the AWS managed key (aws/s3) instead of the bucket's default
-  # customer managed key.
-  aws s3 cp "$snapshot" "s3://$SNAPSHOT_BUCKET/$key" --region "$REGION" --only-show-errors
-  rm -f "$snapshot"
-  log "saved s3://$SNAPSHOT_BUCKET/$key"
-}
-
-health_main() {
-  local self state
-  begin_maintenance
-  state="$WORK/autopilot.json"
-  self="$(node_id)"
-  consul_api GET /v1/operator/autopilot/state >"$state"
-  if [[ "$(jq -er .Leader "$state")" != "$self" ]]; then
-    return 0
-  fi
-  jq --arg cluster "$CLUSTER_NAME" '
-    ((.Voters // []) | length) as $voters
-    | ([(.Voters // [])[] as $id | .Servers[$id] | select(.Healthy == true)] | length) as $healthy
-    | [{MetricName: "${HEALTH_METRICS.healthyServers}", Value: $healthy}, {MetricName: "${HEALTH_METRICS.voters}", Value: $voters}]
-    | map(. + {Unit: "Count", Dimensions: [{Name: "${HEALTH_METRICS.dimension}", Value: $cluster}]})' "$state" >"$WORK/metrics.json"
-  aws cloudwatch put-metric-data --namespace "$METRIC_NAMESPACE" --region "$REGION" --metric-data "file://$WORK/metrics.json"
-}
-`;
+/** The commands that write the three maintenance units that are the same everywhere, one heredoc each. */
+function maintenanceUnitFiles(): string {
+  return Object.entries(staticMaintenanceUnits())
+    .map(([name, text]) => heredoc(text, unitDelimiter(name)).replace('cat <<', `cat >"$SYSTEMD_DIR/${name}" <<`))
+    .map((command) => `  ${command}`)
+    .join('\n');
 }
 
 /** A maintenance script: its values, then the library's entry point. */
@@ -726,7 +423,8 @@ function checkSize(script: string): void {
       location: 'ServerBootInputs',
       field: 'userData',
       given: `${estimate} bytes (tokens counted as 256 bytes)`,
-      expected: `at most ${USER_DATA_LIMIT_BYTES} bytes, EC2's limit on raw user data: shorten descriptions or policy rules`,
+      expected: `at most ${USER_DATA_LIMIT_BYTES} bytes, EC2's limit on raw user data: shorten descriptions or policy `
+        + 'rules',
     });
   }
 }
@@ -736,7 +434,10 @@ function checkInputs(inputs: ServerBootInputs): void {
   const fail = (field: string, given: unknown, expected: string): never => {
     throw new LambdaMeshError({ location: 'ServerBootInputs', field, given: describeValue(given), expected });
   };
-  for (const [field, value] of [['serverCount', inputs.serverCount], ['healthyTimeoutSeconds', inputs.healthyTimeoutSeconds]] as const) {
+  const counts = [
+    ['serverCount', inputs.serverCount], ['healthyTimeoutSeconds', inputs.healthyTimeoutSeconds],
+  ] as const;
+  for (const [field, value] of counts) {
     if (!Token.isUnresolved(value) && !(Number.isInteger(value) && value > 0)) {
       fail(field, value, 'a positive integer');
     }
@@ -756,6 +457,8 @@ function checkInputs(inputs: ServerBootInputs): void {
 
 /** True when a scoped token uses its role's built-in policy, which the library carries (so the user data need not). */
 function isKnownPolicy(token: ServerBootInputs['scopedTokens'][number]): boolean {
-  const known = (SCOPED_TOKEN_POLICIES as Readonly<Record<string, { readonly rules: string; readonly description: string } | undefined>>)[token.name];
+  const policies: Readonly<Record<string, { readonly rules: string; readonly description: string } | undefined>> =
+    SCOPED_TOKEN_POLICIES;
+  const known = policies[token.name];
   return known !== undefined && known.rules === token.policyRules && known.description === token.description;
 }

@@ -231,11 +231,15 @@ const agentSelf: Route = { status: 200, body: { Config: { NodeID: SELF, NodeName
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** The library as shipped, with its placeholders (constructs/consul/scripts/server-library.sh). */
+const LIBRARY_SOURCE = join(__dirname, '..', '..', '..', 'constructs', 'consul', 'scripts', 'server-library.sh');
+
 describe('generated scripts', () => {
   const scripts: Record<string, string> = {
     'user data (HashiCorp repository)': serverUserData(inputs()),
     'user data (RPM from S3)': serverUserData(inputs({ packageSource: S3_SOURCE })),
     'library': consulServerLibrary(),
+    'library source, placeholders unfilled': readFileSync(LIBRARY_SOURCE, 'utf8'),
     'snapshot script': snapshotScript(inputs()),
     'health metric script': healthMetricScript(inputs()),
   };
@@ -257,6 +261,24 @@ describe('generated scripts', () => {
   test.each(Object.entries(scripts))('%s: no secret-shaped value', (_name, script) => {
     const text = script.includes('LAMBDA_MESH_LIBRARY') ? Object.values(decodedUserData(script)).join('\n') : script;
     expect(secretLikeValues(text)).toEqual([]);
+  });
+
+  test('the library is its shipped source, line for line, with every placeholder filled', () => {
+    const source = readFileSync(LIBRARY_SOURCE, 'utf8');
+    const library = consulServerLibrary();
+    expect(source).toMatch(/@@[A-Z][A-Z0-9_]*@@/);
+    expect(library).not.toContain('@@');
+    // The source's lines without a placeholder are the library's, in the same order.
+    const rendered = library.split('\n');
+    let at = 0;
+    const missing = source.split('\n').filter((line) => !line.includes('@@')).filter((line) => {
+      const found = rendered.indexOf(line, at);
+      at = found < 0 ? at : found + 1;
+      return found < 0;
+    });
+    expect(missing).toEqual([]);
+    expect(library).toContain(`SNAPSHOT_SCRIPT_PATH=${SERVER_FILES.snapshotScript}\n`);
+    expect(library).toContain(`HASHICORP_KEY_FINGERPRINT=${HASHICORP_PACKAGE_SIGNING_KEY_FINGERPRINT}\n`);
   });
 
   test('the secret scan finds a planted PEM block, token and gossip key', () => {
