@@ -62,6 +62,13 @@ export const KUBERNETES_VERSION = eks.KubernetesVersion.V1_35;
 /** The ECR repository prefix of the pull-through cache of quay.io, where Gloo's images come from. */
 const QUAY_CACHE_PREFIX = 'quay';
 
+/** Where the kubectl handler runs, and with what. */
+interface KubectlAccess {
+  readonly subnets: ec2.ISubnet[];
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly layer: KubectlV35Layer;
+}
+
 /**
  * Properties of the {@link EksStack}.
  */
@@ -111,91 +118,16 @@ export class EksStack extends Stack {
   constructor(scope: Construct, id: string, props: EksStackProps) {
     super(scope, id, props);
     const { network, config } = props;
-    // Nodes live in the service subnets, which have no route to the internet unless the network gives them one
-    // (`serviceEgress`, for Istio's and Knative's public images): the subnets the network keeps for backend
-    // services (EC2, ECS, EKS), away from the functions' and the servers' route tables.
-    const kubectlSubnets = network.vpc.selectSubnets(network.serverSubnets).subnets;
-    // The kubectl handler fetches the Gloo chart from Solo's Helm repository: it runs in the server subnets,
-    // the only ones with a NAT path, and reaches the private API endpoint from there.
-    const kubectlSecurityGroup = new ec2.SecurityGroup(this, 'KubectlSecurityGroup', {
-      vpc: network.vpc,
-      description: 'lambda-mesh kubectl handler: the cluster API (private endpoint), STS and the Helm repository',
-      allowAllOutbound: true,
-    });
-    this.allowToEndpoints(network, 'Kubectl', kubectlSecurityGroup, 'kubectl handler: STS (eks get-token)');
-    const kubectlLayer = new KubectlV35Layer(this, 'KubectlLayer');
-
+    const kubectl = this.createKubectlAccess(network);
     let nodeRole: iam.IRole | undefined;
     if (config.existingCluster) {
-      const existing = config.existingCluster;
-      const clusterSecurityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'ClusterSecurityGroup', existing.clusterSecurityGroupId, { mutable: false });
-      const attributes: eks.ClusterAttributes = {
-        clusterName: existing.clusterName,
-        vpc: network.vpc,
-        clusterSecurityGroupId: existing.clusterSecurityGroupId,
-        openIdConnectProvider: iam.OidcProviderNative.fromOidcProviderArn(this, 'OidcProvider', existing.openIdConnectProviderArn),
-      };
-      // An imported cluster ignores kubectlProviderOptions: make the provider, then import again with it.
-      const kubectlProvider = new eks.KubectlProvider(this, 'KubectlProvider', {
-        cluster: eks.Cluster.fromClusterAttributes(this, 'ClusterWithoutKubectl', attributes),
-        kubectlLayer,
-        role: iam.Role.fromRoleArn(this, 'KubectlRole', existing.kubectlRoleArn, { mutable: false }),
-        privateSubnets: kubectlSubnets,
-        securityGroups: [kubectlSecurityGroup, clusterSecurityGroup],
-      });
-      this.cluster = eks.Cluster.fromClusterAttributes(this, 'Cluster', { ...attributes, kubectlProvider });
-      const logKey = newMeshKey(this, 'Key', `Encrypts the kubectl handler logs of ${id}`, RemovalPolicy.RETAIN);
-      allowCloudWatchLogs(logKey);
-      acknowledgeKubectlProvider(kubectlProvider, logKey);
-      Validations.of(this).acknowledge({
-        id: 'CloudFormation-Validate::W8001',
-        reason: "aws-eks-v2's kubectl provider defines the HasEcrPublic condition even when it runs as an imported role, to which it attaches no policy; the unused condition changes nothing.",
-      });
+      this.cluster = this.importCluster(id, config.existingCluster, network, kubectl);
     } else {
-      const key = newMeshKey(this, 'Key', `Encrypts the Kubernetes secrets and the kubectl handler logs of ${id}`, RemovalPolicy.RETAIN);
-      const cluster = new eks.Cluster(this, 'Cluster', {
-        version: KUBERNETES_VERSION,
-        vpc: network.vpc,
-        vpcSubnets: [network.serviceSubnets],
-        endpointAccess: eks.EndpointAccess.PRIVATE,
-        secretsEncryptionKey: key,
-        clusterLogging: [
-          eks.ClusterLoggingTypes.API,
-          eks.ClusterLoggingTypes.AUDIT,
-          eks.ClusterLoggingTypes.AUTHENTICATOR,
-          eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
-          eks.ClusterLoggingTypes.SCHEDULER,
-        ],
-        // A managed node group, not Auto Mode: the nodes, their subnets and their role stay explicit.
-        defaultCapacityType: eks.DefaultCapacityType.NODEGROUP,
-        defaultCapacity: 0,
-        kubectlProviderOptions: { kubectlLayer, privateSubnets: kubectlSubnets, securityGroups: [kubectlSecurityGroup] },
-      });
-      cluster.connections.allowFrom(kubectlSecurityGroup, ec2.Port.tcp(443), 'kubectl handler to the private API endpoint');
-      placeKubectlHandlers(cluster, kubectlSubnets);
-      const nodes = cluster.addNodegroupCapacity('Nodes', {
-        subnets: network.serviceSubnets,
-        instanceTypes: [new ec2.InstanceType(config.instanceType ?? 'm7i.large')],
-        minSize: config.nodes ?? 2,
-        desiredSize: config.nodes ?? 2,
-        maxSize: config.nodes ?? 2,
-      });
-      nodeRole = nodes.role;
-      // Nodes reach AWS only through endpoints: the network's (ECR, S3, STS, Logs) and the two only they need.
-      this.allowToEndpoints(network, 'Nodes', cluster.clusterSecurityGroup, 'EKS nodes: ECR, STS, CloudWatch Logs');
-      this.addNodeEndpoints(network, cluster);
-      allowCloudWatchLogs(key);
-      this.acknowledgeCluster(cluster, nodes, key);
-      this.cluster = cluster;
+      const created = this.createCluster(id, network, config, kubectl);
+      this.cluster = created.cluster;
+      nodeRole = created.nodeRole;
     }
-
-    // Gloo's images come from quay.io, which isolated nodes cannot reach: ECR pulls them through on first use
-    // (with `serviceEgress` too, so Gloo installs the same way whatever the network).
-    new ecr.CfnPullThroughCacheRule(this, 'QuayCache', { ecrRepositoryPrefix: QUAY_CACHE_PREFIX, upstreamRegistryUrl: 'quay.io' });
-    nodeRole?.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['ecr:BatchImportUpstreamImage', 'ecr:CreateRepository'],
-      resources: [this.formatArn({ service: 'ecr', resource: 'repository', resourceName: `${QUAY_CACHE_PREFIX}/*`, arnFormat: ArnFormat.SLASH_RESOURCE_NAME })],
-    }));
+    this.addQuayCache(nodeRole);
 
     const gloo = config.gloo ?? {};
     this.exposed = (gloo.routes?.map((r) => `${r.function}-${r.version}`) ?? [...props.functions.keys()])
@@ -207,22 +139,10 @@ export class EksStack extends Stack {
       ...(r.unwrapAsApiGateway ? { unwrapAsApiGateway: true } : {}),
     }));
     this.routesProps = { mesh: props.mesh, ...(routes ? { routes } : {}) };
-
-    const functions = this.exposed.map(({ identity, fn }) => GlooLambdaFunction.fromFunction(identity, fn.fn, fn.alias ? { qualifier: fn.alias.aliasName } : {}));
-    this.glooAccess = new GlooLambdaAccess(this, 'GlooAccess', {
-      issuer: ServiceAccountIssuer.fromCluster(this.cluster),
-      functions,
-      discovery: gloo.discovery ?? false,
-    });
-    this.gloo = new GlooInstall(this, 'Gloo', {
-      cluster: this.cluster,
-      access: this.glooAccess,
-      ...(gloo.version ? { version: gloo.version } : {}),
-      imageRegistry: `${this.account}.dkr.ecr.${this.region}.${this.urlSuffix}/${QUAY_CACHE_PREFIX}/solo-io`,
-    });
-    // The applied copy may hold deploy-time values (function names, the region): its own cdk8s app, never written.
-    this.routes = new GlooLambdaRoutes(new cdk8s.App(), 'GlooRoutes', { ...this.routesProps, region: this.region, functions });
-    this.gloo.addRoutes('GlooRoutes', this.routes);
+    const installed = this.installGloo(gloo);
+    this.glooAccess = installed.access;
+    this.gloo = installed.gloo;
+    this.routes = installed.routes;
 
     const onEks = props.consul?.services.filter((s) => s.placement === 'eks') ?? [];
     const meshServices = new Map<string, MeshKubernetesService>();
@@ -230,6 +150,155 @@ export class EksStack extends Stack {
       this.consul = this.addConsul(props, props.consul, nodeRole, onEks, meshServices);
     }
     this.meshServices = meshServices;
+  }
+
+  /**
+   * Where the kubectl handler runs. Nodes live in the service subnets, which have no route to the internet unless
+   * the network gives them one (`serviceEgress`, for Istio's and Knative's public images): the subnets the network
+   * keeps for backend services (EC2, ECS, EKS), away from the functions' and the servers' route tables. The kubectl
+   * handler fetches the Gloo chart from Solo's Helm repository: it runs in the server subnets, the only ones with a
+   * NAT path, and reaches the private API endpoint from there.
+   */
+  private createKubectlAccess(network: IMeshNetwork): KubectlAccess {
+    const subnets = network.vpc.selectSubnets(network.serverSubnets).subnets;
+    const securityGroup = new ec2.SecurityGroup(this, 'KubectlSecurityGroup', {
+      vpc: network.vpc,
+      description: 'lambda-mesh kubectl handler: the cluster API (private endpoint), STS and the Helm repository',
+      allowAllOutbound: true,
+    });
+    this.allowToEndpoints(network, 'Kubectl', securityGroup, 'kubectl handler: STS (eks get-token)');
+    const layer = new KubectlV35Layer(this, 'KubectlLayer');
+    return { subnets, securityGroup, layer };
+  }
+
+  /** An existing cluster, imported with a kubectl provider of this stack (its role given by the config). */
+  private importCluster(
+    id: string, existing: NonNullable<EksConfig['existingCluster']>, network: IMeshNetwork, kubectl: KubectlAccess,
+  ): eks.ICluster {
+    const clusterSecurityGroup = ec2.SecurityGroup.fromSecurityGroupId(this, 'ClusterSecurityGroup',
+      existing.clusterSecurityGroupId, { mutable: false });
+    const attributes: eks.ClusterAttributes = {
+      clusterName: existing.clusterName,
+      vpc: network.vpc,
+      clusterSecurityGroupId: existing.clusterSecurityGroupId,
+      openIdConnectProvider: iam.OidcProviderNative.fromOidcProviderArn(this, 'OidcProvider',
+        existing.openIdConnectProviderArn),
+    };
+    // An imported cluster ignores kubectlProviderOptions: make the provider, then import again with it.
+    const kubectlProvider = new eks.KubectlProvider(this, 'KubectlProvider', {
+      cluster: eks.Cluster.fromClusterAttributes(this, 'ClusterWithoutKubectl', attributes),
+      kubectlLayer: kubectl.layer,
+      role: iam.Role.fromRoleArn(this, 'KubectlRole', existing.kubectlRoleArn, { mutable: false }),
+      privateSubnets: kubectl.subnets,
+      securityGroups: [kubectl.securityGroup, clusterSecurityGroup],
+    });
+    const cluster = eks.Cluster.fromClusterAttributes(this, 'Cluster', { ...attributes, kubectlProvider });
+    const logKey = newMeshKey(this, 'Key', `Encrypts the kubectl handler logs of ${id}`, RemovalPolicy.RETAIN);
+    allowCloudWatchLogs(logKey);
+    acknowledgeKubectlProvider(kubectlProvider, logKey);
+    Validations.of(this).acknowledge({
+      id: 'CloudFormation-Validate::W8001',
+      reason: "aws-eks-v2's kubectl provider defines the HasEcrPublic condition even when it runs as an imported "
+        + 'role, to which it attaches no policy; the unused condition changes nothing.',
+    });
+    return cluster;
+  }
+
+  /**
+   * A new private cluster in the service subnets, its secrets encrypted, all control plane logs on, and a managed
+   * node group; the nodes reach AWS through endpoints only.
+   */
+  private createCluster(
+    id: string, network: IMeshNetwork, config: EksConfig, kubectl: KubectlAccess,
+  ): { cluster: eks.Cluster; nodeRole: iam.IRole } {
+    const key = newMeshKey(this, 'Key', `Encrypts the Kubernetes secrets and the kubectl handler logs of ${id}`,
+      RemovalPolicy.RETAIN);
+    const cluster = new eks.Cluster(this, 'Cluster', {
+      version: KUBERNETES_VERSION,
+      vpc: network.vpc,
+      vpcSubnets: [network.serviceSubnets],
+      endpointAccess: eks.EndpointAccess.PRIVATE,
+      secretsEncryptionKey: key,
+      clusterLogging: [
+        eks.ClusterLoggingTypes.API,
+        eks.ClusterLoggingTypes.AUDIT,
+        eks.ClusterLoggingTypes.AUTHENTICATOR,
+        eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+        eks.ClusterLoggingTypes.SCHEDULER,
+      ],
+      // A managed node group, not Auto Mode: the nodes, their subnets and their role stay explicit.
+      defaultCapacityType: eks.DefaultCapacityType.NODEGROUP,
+      defaultCapacity: 0,
+      kubectlProviderOptions: {
+        kubectlLayer: kubectl.layer,
+        privateSubnets: kubectl.subnets,
+        securityGroups: [kubectl.securityGroup],
+      },
+    });
+    cluster.connections.allowFrom(kubectl.securityGroup, ec2.Port.tcp(443),
+      'kubectl handler to the private API endpoint');
+    placeKubectlHandlers(cluster, kubectl.subnets);
+    const nodes = cluster.addNodegroupCapacity('Nodes', {
+      subnets: network.serviceSubnets,
+      instanceTypes: [new ec2.InstanceType(config.instanceType ?? 'm7i.large')],
+      minSize: config.nodes ?? 2,
+      desiredSize: config.nodes ?? 2,
+      maxSize: config.nodes ?? 2,
+    });
+    // Nodes reach AWS only through endpoints: the network's (ECR, S3, STS, Logs) and the two only they need.
+    this.allowToEndpoints(network, 'Nodes', cluster.clusterSecurityGroup, 'EKS nodes: ECR, STS, CloudWatch Logs');
+    this.addNodeEndpoints(network, cluster);
+    allowCloudWatchLogs(key);
+    this.acknowledgeCluster(cluster, nodes, key);
+    return { cluster, nodeRole: nodes.role };
+  }
+
+  /**
+   * Gloo's images come from quay.io, which isolated nodes cannot reach: ECR pulls them through on first use
+   * (with `serviceEgress` too, so Gloo installs the same way whatever the network). The nodes of a new cluster
+   * may create the cache's repositories.
+   */
+  private addQuayCache(nodeRole: iam.IRole | undefined): void {
+    new ecr.CfnPullThroughCacheRule(this, 'QuayCache', {
+      ecrRepositoryPrefix: QUAY_CACHE_PREFIX,
+      upstreamRegistryUrl: 'quay.io',
+    });
+    nodeRole?.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['ecr:BatchImportUpstreamImage', 'ecr:CreateRepository'],
+      resources: [this.formatArn({
+        service: 'ecr',
+        resource: 'repository',
+        resourceName: `${QUAY_CACHE_PREFIX}/*`,
+        arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+      })],
+    }));
+  }
+
+  /** Gloo's service account roles, Gloo itself (its images through the quay.io cache), and the applied routes. */
+  private installGloo(
+    gloo: NonNullable<EksConfig['gloo']>,
+  ): { access: GlooLambdaAccess; gloo: GlooInstall; routes: GlooLambdaRoutes } {
+    const functions = this.exposed.map(({ identity, fn }) =>
+      GlooLambdaFunction.fromFunction(identity, fn.fn, fn.alias ? { qualifier: fn.alias.aliasName } : {}));
+    const access = new GlooLambdaAccess(this, 'GlooAccess', {
+      issuer: ServiceAccountIssuer.fromCluster(this.cluster),
+      functions,
+      discovery: gloo.discovery ?? false,
+    });
+    const install = new GlooInstall(this, 'Gloo', {
+      cluster: this.cluster,
+      access,
+      ...(gloo.version ? { version: gloo.version } : {}),
+      imageRegistry: `${this.account}.dkr.ecr.${this.region}.${this.urlSuffix}/${QUAY_CACHE_PREFIX}/solo-io`,
+    });
+    // The applied copy may hold deploy-time values (function names, the region): its own cdk8s app, never written.
+    const routes = new GlooLambdaRoutes(new cdk8s.App(), 'GlooRoutes', {
+      ...this.routesProps,
+      region: this.region,
+      functions,
+    });
+    install.addRoutes('GlooRoutes', routes);
+    return { access, gloo: install, routes };
   }
 
   /**
