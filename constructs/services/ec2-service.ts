@@ -10,7 +10,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
-import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/internal';
 import { Acknowledgements } from '../core/validation';
 import { type IConsulAuthMethod } from '../consul/auth-method';
 import { ConsulImage } from '../consul/image';

@@ -8,7 +8,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
 import { describeValue, LambdaMeshError, throwInvalid } from '../../core/errors';
 import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
-import { newVpcFunctionRole } from '../../core/private/function-role';
+import { newVpcFunctionRole } from '../../core/internal';
 import { Acknowledgements } from '../../core/validation';
 import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
 import { type MeshFunctionOptions, type MeshUpstream, type ProvisionedConcurrency } from '../types';
