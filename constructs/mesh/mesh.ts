@@ -1,7 +1,7 @@
 import { Token } from 'aws-cdk-lib';
 import { Construct, type IConstruct } from 'constructs';
 import { describeValue, LambdaMeshError } from '../core/errors';
-import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../core/names';
+import { compare, DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../core/names';
 import { describeHttpMatch, httpMatchKey, validateHttpMatch } from './private/http-match';
 import {
   type HttpMatch,
@@ -812,8 +812,4 @@ function deepFreeze<T>(value: T): T {
     }
   }
   return value;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

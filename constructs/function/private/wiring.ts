@@ -7,7 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
 import { describeValue, LambdaMeshError, throwInvalid } from '../../core/errors';
-import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
+import { compare, DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
 import { newVpcFunctionRole } from '../../core/internal';
 import { Acknowledgements } from '../../core/validation';
 import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
@@ -256,7 +256,7 @@ function resolveUpstreams(scope: Construct, mesh: IMesh, service: string, identi
         throwInvalid(scope, field, name, `a service that ${identity} may call (${allowedList}): the mesh model has no rule that allows ${identity} -> ${name}; add one, e.g. mesh.service('${name}').allowFrom(mesh.function('${service}'))`);
       }
       return found;
-    }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }).sort((a, b) => compare(a.name, b.name));
   }
   return services.map((s) => {
     const scheme = s.protocol === ServiceProtocol.TCP ? 'tcp' : 'http';
