@@ -9,7 +9,7 @@
 export { newAlarmTopic } from './private/alarms';
 export { newVpcFunctionRole, type VpcFunctionRole, type VpcFunctionRoleOptions } from './private/function-role';
 export { allowCloudWatchLogs, newMeshKey } from './private/kms';
-export { stageFiles } from './private/stage';
+export { contentHash, stageFiles } from './private/stage';
 export {
   newVpcFunction,
   type VpcFunction,

@@ -1,9 +1,9 @@
 import { spawnSync } from 'child_process';
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../../core/errors';
+import { contentHash } from '../../core/internal';
 
 /**
  * The Go build of the extension, for the layer: a static binary at `<out>/extensions/lambda-mesh`, which Lambda
@@ -17,16 +17,15 @@ export function goBuildEnvironment(goarch: string): Record<string, string> {
 export const GO_BUILD_ARGS = ['build', '-trimpath', '-ldflags=-s -w', '-o'];
 export const LAYER_BINARY = path.join('extensions', 'lambda-mesh');
 
-/** The SHA-256 of the extension's Go sources (tests left out) and `salt`. */
+/** The SHA-256 of the extension's Go sources (tests left out) and `salt`, hashed as staged files are. */
 export function extensionSourceHash(extensionDir: string, salt: string): string {
-  const hash = createHash('sha256').update(`${salt}\0`);
-  for (const name of fs.readdirSync(extensionDir).sort()) {
+  const sources = new Map<string, Buffer>();
+  for (const name of fs.readdirSync(extensionDir)) {
     if ((name.endsWith('.go') && !name.endsWith('_test.go')) || name === 'go.mod' || name === 'go.sum') {
-      const content = fs.readFileSync(path.join(extensionDir, name));
-      hash.update(`${name}\0${content.length}\0`).update(content);
+      sources.set(name, fs.readFileSync(path.join(extensionDir, name)));
     }
   }
-  return hash.digest('hex');
+  return contentHash(salt, sources);
 }
 
 /** True when a `go` command runs here. */
