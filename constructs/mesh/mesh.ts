@@ -812,6 +812,16 @@ export class Mesh extends MeshBase {
     return new ImportedMesh(scope, id, attrs);
   }
 
+  /**
+   * Renders an L7 match in a few words, as the mesh's error messages do: `GET|HEAD /features*` (methods, then the
+   * path: exact, prefix with `*`, regex after `~`, then `[header]` per header match), or `any (L4)` for none.
+   *
+   * @param http a match as given to `allowFrom`/`denyFrom`, or as `graph()` resolves it (methods sorted)
+   */
+  public static describeHttpMatch(http?: HttpMatch): string {
+    return describeHttpMatch(http);
+  }
+
   constructor(scope: Construct, id: string, props: MeshProps = {}) {
     super(scope, id, { value: props.meshName ?? id.toLowerCase(), given: props.meshName !== undefined }, props);
   }

@@ -1,6 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { meshError } from '../../util';
-import { IdentityKind, Mesh, RuleAction, ServicePlacement, ServiceProtocol } from '../../../constructs/mesh';
+import { HttpMethod, IdentityKind, Mesh, RuleAction, ServicePlacement, ServiceProtocol } from '../../../constructs/mesh';
 import { addSeedScenario, type SeedScenario } from './fixtures';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
@@ -508,7 +508,8 @@ describe('identity claims', () => {
     expect(err.location).toBe('Stack/Mesh');
     expect(err.field).toBe('claimIdentity("model-a", "v1")');
     expect(err.given).toBe('"functions/ModelAAgain"');
-    expect(err.expected).toMatch(/one construct per identity: the construct at functions\/ModelA already runs as 'model-a-v1'/);
+    expect(err.expected).toMatch(/^one construct per identity: the construct at functions\/ModelA already runs as /);
+    expect(err.expected).toMatch(/ runs as 'model-a-v1' \(add a version instead\)$/);
     expect(mesh.identityClaimant('model-a-v1')).toBe('functions/ModelA');
   });
 
@@ -525,5 +526,24 @@ describe('identity claims', () => {
     const err = meshError(() => mesh.claimIdentity('feature-store', 'v1', 'functions/FeatureStore'));
     expect(err.field).toBe('addFunction("feature-store")');
     expect(err.expected).toMatch(/'feature-store' is already service 'feature-store'/);
+  });
+});
+
+describe('HTTP matches', () => {
+  test('HttpMethod lists the methods an L7 rule takes, and its values are accepted as methods', () => {
+    const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'];
+    expect(Object.values(HttpMethod)).toEqual(methods);
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080, protocol: ServiceProtocol.HTTP });
+    const modelA = mesh.addFunction('model-a', { versions: ['v1'] });
+    fs.allowFrom(modelA, { http: { methods: [HttpMethod.POST, HttpMethod.GET] } });
+    expect(mesh.graph().rules[0].http).toEqual({ methods: ['GET', 'POST'] });
+  });
+
+  test('Mesh.describeHttpMatch renders a match as the messages do', () => {
+    expect(Mesh.describeHttpMatch(undefined)).toBe('any (L4)');
+    expect(Mesh.describeHttpMatch({ methods: ['GET', 'HEAD'], pathPrefix: '/features' })).toBe('GET|HEAD /features*');
+    const headers = [{ name: 'x-debug', present: true, invert: true }];
+    expect(Mesh.describeHttpMatch({ pathRegex: '^/v[0-9]+/', headers })).toBe('~^/v[0-9]+/ [!x-debug]');
   });
 });
