@@ -77,8 +77,8 @@ export interface IMesh extends IConstruct {
    * model does not declare them yet, as `addFunction` and `addVersion` would, and returns the version.
    * `MeshFunction` and `MeshPythonFunction` claim the identity they run as this way.
    *
-   * Throws a LambdaMeshError when the function or version is not a valid name (see `addFunction`, `addVersion`),
-   * or when another construct has claimed the identity already.
+   * Throws a LambdaMeshError when the function or version cannot be declared (see `addFunction`, `addVersion`:
+   * e.g. not a DNS-1123 label, or the name of a service), or when another construct has claimed the identity.
    *
    * @param functionName the function of the mesh, e.g. `model-a`
    * @param version the version, e.g. `v1`
