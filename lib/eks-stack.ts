@@ -11,8 +11,7 @@ import * as kplus from 'cdk8s-plus-27';
 import { type Construct } from 'constructs';
 import { DockerImageAsset, Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import { type ConsulServerCluster, type IMeshGateway } from '../constructs/consul';
-import { allowCloudWatchLogs, newMeshKey } from '../constructs/core/private/kms';
-import { Acknowledgements } from '../constructs/core/validation';
+import { Acknowledgements, MeshKey } from '../constructs/core';
 import {
   GlooInstall,
   GlooLambdaAccess,
@@ -193,8 +192,9 @@ export class EksStack extends Stack {
       securityGroups: [kubectl.securityGroup, clusterSecurityGroup],
     });
     const cluster = eks.Cluster.fromClusterAttributes(this, 'Cluster', { ...attributes, kubectlProvider });
-    const logKey = newMeshKey(this, 'Key', `Encrypts the kubectl handler logs of ${id}`, RemovalPolicy.RETAIN);
-    allowCloudWatchLogs(logKey);
+    const description = `Encrypts the kubectl handler logs of ${id}`;
+    const logKey = new MeshKey(this, 'Key', { description, removalPolicy: RemovalPolicy.RETAIN });
+    MeshKey.allowCloudWatchLogs(logKey);
     acknowledgeKubectlProvider(kubectlProvider, logKey);
     Validations.of(this).acknowledge({
       id: 'CloudFormation-Validate::W8001',
@@ -211,8 +211,8 @@ export class EksStack extends Stack {
   private createCluster(
     id: string, network: IMeshNetwork, config: EksConfig, kubectl: KubectlAccess,
   ): { cluster: eks.Cluster; nodeRole: iam.IRole } {
-    const key = newMeshKey(this, 'Key', `Encrypts the Kubernetes secrets and the kubectl handler logs of ${id}`,
-      RemovalPolicy.RETAIN);
+    const description = `Encrypts the Kubernetes secrets and the kubectl handler logs of ${id}`;
+    const key = new MeshKey(this, 'Key', { description, removalPolicy: RemovalPolicy.RETAIN });
     const cluster = new eks.Cluster(this, 'Cluster', {
       version: KUBERNETES_VERSION,
       vpc: network.vpc,
@@ -248,7 +248,7 @@ export class EksStack extends Stack {
     // Nodes reach AWS only through endpoints: the network's (ECR, S3, STS, Logs) and the two only they need.
     this.allowToEndpoints(network, 'Nodes', cluster.clusterSecurityGroup, 'EKS nodes: ECR, STS, CloudWatch Logs');
     this.addNodeEndpoints(network, cluster);
-    allowCloudWatchLogs(key);
+    MeshKey.allowCloudWatchLogs(key);
     this.acknowledgeCluster(cluster, nodes, key);
     return { cluster, nodeRole: nodes.role };
   }

@@ -1,7 +1,6 @@
 import * as path from 'path';
 import { type CloudAssembly } from 'aws-cdk-lib/cx-api';
-import { describeHttpMatch } from '../constructs/mesh/private/http-match';
-import { IdentityKind, type MeshGraph, RuleAction } from '../constructs/mesh';
+import { IdentityKind, Mesh, type MeshGraph, RuleAction } from '../constructs/mesh';
 
 /** The name of the summary file the app writes into the cloud assembly directory. */
 export const SUMMARY_FILE = 'lambda-mesh-summary.json';
@@ -44,7 +43,7 @@ export function buildSummary(environment: string, configSource: string, assembly
       datacenter: graph.datacenter,
       services: graph.services.map((s) => `${s.name} (${s.protocol}:${s.port}, local ${s.localPort})`),
       identities: graph.identities.map((i) => i.name),
-      rules: graph.rules.map((r) => `${r.source} -> ${r.destination}: ${r.action} ${describeHttpMatch(r.http)}`),
+      rules: graph.rules.map((r) => `${r.source} -> ${r.destination}: ${r.action} ${Mesh.describeHttpMatch(r.http)}`),
       functionUpstreams: graph.identities.filter((i) => i.kind === IdentityKind.FUNCTION_VERSION).map((i) => {
         const upstreams = [...new Set(graph.rules.filter((r) => r.source === i.name && r.action === RuleAction.ALLOW).map((r) => r.destination))]
           .map((name) => graph.services.find((svc) => svc.name === name)!)

@@ -22,6 +22,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CURRENTLY_RECOMMENDED_FLAGS } from 'aws-cdk-lib/cx-api';
+import { compare } from '../constructs/core/names';
 
 const root = path.resolve(__dirname, '..');
 
@@ -108,7 +109,7 @@ export function snapshotOf(assemblyDir: string): Snapshot {
   snapshot.set('manifest.json', { ...manifest, artifacts });
   snapshot.set('integ.json', readJson(path.join(assemblyDir, 'integ.json')));
   snapshot.set('cdk.out', readJson(path.join(assemblyDir, 'cdk.out')));
-  return new Map([...snapshot.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return new Map([...snapshot.entries()].sort(([a], [b]) => compare(a, b)));
 }
 
 /** Reads the committed snapshot. */

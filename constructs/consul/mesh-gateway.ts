@@ -7,7 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct, type IConstruct } from 'constructs';
 import { describeValue, throwInvalid } from '../core/errors';
 import { DNS_1123_LABEL } from '../core/names';
-import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/internal';
 import { Acknowledgements } from '../core/validation';
 import { type IMeshNetwork } from '../network/network';
 import { type IConsulAuthMethod } from './auth-method';

@@ -8,12 +8,11 @@ import { Construct } from 'constructs';
 import { type ConsulImage, ConsulDefaults, ConsulPorts, ConsulTokenRole, type IConsulCluster } from '../consul';
 import { acknowledgeEcrPull } from '../consul/mesh-gateway';
 import { throwInvalid } from '../core/errors';
-import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
-import { newVpcFunction } from '../core/private/vpc-function';
+import { allowCloudWatchLogs, newMeshKey, newVpcFunction } from '../core/internal';
 import { type IMesh, ServicePlacement } from '../mesh';
 import { type IMeshNetwork } from '../network';
 import { type IMeshWorkload } from '../services/workload';
-import { findWorkload } from '../services/private/workload';
+import { findWorkload } from '../services/internal';
 
 /** The consul-k8s chart's Helm repository. */
 export const CONSUL_HELM_REPOSITORY = 'https://helm.releases.hashicorp.com';

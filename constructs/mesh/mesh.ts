@@ -1,7 +1,7 @@
 import { Token } from 'aws-cdk-lib';
 import { Construct, type IConstruct } from 'constructs';
 import { describeValue, LambdaMeshError } from '../core/errors';
-import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../core/names';
+import { compare, DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../core/names';
 import { describeHttpMatch, httpMatchKey, validateHttpMatch } from './private/http-match';
 import {
   type HttpMatch,
@@ -71,6 +71,22 @@ export interface IMesh extends IConstruct {
   addFunction(name: string, options?: FunctionOptions): FunctionDefinition;
   /** Returns the function with this name; throws a LambdaMeshError if there is none. */
   function(name: string): FunctionDefinition;
+  /**
+   * Claims the identity `<functionName>-<version>` for the construct at `claimant`, so that no second construct
+   * runs as it too (one deployed function per identity). Declares the function and the version first when the
+   * model does not declare them yet, as `addFunction` and `addVersion` would, and returns the version.
+   * `MeshFunction` and `MeshPythonFunction` claim the identity they run as this way.
+   *
+   * Throws a LambdaMeshError when the function or version cannot be declared (see `addFunction`, `addVersion`:
+   * e.g. not a DNS-1123 label, or the name of a service), or when another construct has claimed the identity.
+   *
+   * @param functionName the function of the mesh, e.g. `model-a`
+   * @param version the version, e.g. `v1`
+   * @param claimant the construct path of what runs as the identity (named in errors)
+   */
+  claimIdentity(functionName: string, version: string, claimant: string): FunctionVersion;
+  /** The construct path that claimed the identity `<function>-<version>`, or undefined while none has. */
+  identityClaimant(identityName: string): string | undefined;
   /** Returns the service, function or function version called `name`; throws a LambdaMeshError if there is none. */
   source(name: string): IMeshSource;
   /** Resolves the whole mesh; throws a LambdaMeshError if rules conflict. */
@@ -414,6 +430,8 @@ export abstract class MeshBase extends Construct implements IMesh {
   private readonly rules: RuleRecord[] = [];
   /** The construct that runs each service's workload, by service name. */
   private readonly workloads = new Map<string, string>();
+  /** The construct that runs as each function version's identity, by identity name. */
+  private readonly identityClaims = new Map<string, string>();
   /** The resolved graph and upstreams by identity; dropped by every change to the model. */
   private resolved?: { readonly graph: MeshGraph; readonly upstreams: Map<string, ResolvedService[]> };
 
@@ -484,6 +502,24 @@ export abstract class MeshBase extends Construct implements IMesh {
       throw this._error('function', name, `the name of a function of mesh '${this.meshName}': ${this.knownList([...this.functions.keys()])}`);
     }
     return fn;
+  }
+
+  public claimIdentity(functionName: string, version: string, claimant: string): FunctionVersion {
+    const identity = `${functionName}-${version}`;
+    const previous = this.identityClaims.get(identity);
+    if (previous !== undefined) {
+      const field = `claimIdentity(${describeValue(functionName)}, ${describeValue(version)})`;
+      const expected = `one construct per identity: the construct at ${previous} already runs as '${identity}'`;
+      throw this._error(field, claimant, `${expected} (add a version instead)`);
+    }
+    const fn = this.functions.get(functionName) ?? this.addFunction(functionName);
+    const claimed = fn.versions.find((v) => v.version === version) ?? fn.addVersion(version);
+    this.identityClaims.set(identity, claimant);
+    return claimed;
+  }
+
+  public identityClaimant(identityName: string): string | undefined {
+    return this.identityClaims.get(identityName);
   }
 
   public source(name: string): IMeshSource {
@@ -776,6 +812,16 @@ export class Mesh extends MeshBase {
     return new ImportedMesh(scope, id, attrs);
   }
 
+  /**
+   * Renders an L7 match in a few words, as the mesh's error messages do: `GET|HEAD /features*` (methods, then the
+   * path: exact, prefix with `*`, regex after `~`, then `[header]` per header match), or `any (L4)` for none.
+   *
+   * @param http a match as given to `allowFrom`/`denyFrom`, or as `graph()` resolves it (methods sorted)
+   */
+  public static describeHttpMatch(http?: HttpMatch): string {
+    return describeHttpMatch(http);
+  }
+
   constructor(scope: Construct, id: string, props: MeshProps = {}) {
     super(scope, id, { value: props.meshName ?? id.toLowerCase(), given: props.meshName !== undefined }, props);
   }
@@ -812,8 +858,4 @@ function deepFreeze<T>(value: T): T {
     }
   }
   return value;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

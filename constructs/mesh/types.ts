@@ -94,6 +94,32 @@ export interface HeaderMatch {
 }
 
 /**
+ * An HTTP method an L7 rule can match (see {@link HttpMatch.methods}), as Consul's intentions accept them.
+ *
+ * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#sources-permissions-http-methods
+ */
+export enum HttpMethod {
+  /** GET. */
+  GET = 'GET',
+  /** HEAD. */
+  HEAD = 'HEAD',
+  /** POST. */
+  POST = 'POST',
+  /** PUT. */
+  PUT = 'PUT',
+  /** PATCH. */
+  PATCH = 'PATCH',
+  /** DELETE. */
+  DELETE = 'DELETE',
+  /** OPTIONS. */
+  OPTIONS = 'OPTIONS',
+  /** TRACE. */
+  TRACE = 'TRACE',
+  /** CONNECT. */
+  CONNECT = 'CONNECT',
+}
+
+/**
  * Defines an HTTP (L7) match for a rule. At most one path matcher; the request must satisfy every field given.
  *
  * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#sources-permissions-http
@@ -115,7 +141,7 @@ export interface HttpMatch {
    */
   readonly pathRegex?: string;
   /**
-   * The request method is one of these (upper case: `GET`, `POST`, ...).
+   * The request method is one of these (upper case: `GET`, `POST`, ...; the values of {@link HttpMethod}).
    * @default - any method
    */
   readonly methods?: string[];

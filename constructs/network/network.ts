@@ -4,7 +4,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct, type IConstruct } from 'constructs';
 import { throwInvalid } from '../core/errors';
-import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/internal';
 import { Acknowledgements } from '../core/validation';
 
 /**

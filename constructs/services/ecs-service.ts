@@ -6,14 +6,18 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../core/errors';
-import { allowCloudWatchLogs, newMeshKey } from '../core/private/kms';
+import { allowCloudWatchLogs, newMeshKey } from '../core/internal';
 import { type IConsulAuthMethod } from '../consul/auth-method';
 import { ConsulImage, type ConsulImageConfig } from '../consul/image';
 import { acknowledgeEcrPull, type IMeshGateway } from '../consul/mesh-gateway';
-import { WORKLOAD_ROLE_TAGS } from '../consul/private/auth-method-objects';
 import {
-  addConsulEcsContainers, CONSUL_ECS, CONSUL_ECS_OVERHEAD_MIB, MIN_DATAPLANE_MEMORY_MIB, serviceConfig,
-} from '../consul/private/consul-ecs';
+  addConsulEcsContainers,
+  CONSUL_ECS,
+  CONSUL_ECS_OVERHEAD_MIB,
+  MIN_DATAPLANE_MEMORY_MIB,
+  serviceConfig,
+  WORKLOAD_ROLE_TAGS,
+} from '../consul/internal';
 import { type IConsulCluster } from '../consul/types';
 import { type MeshService, type ResolvedService, ServicePlacement } from '../mesh';
 import { type IMeshNetwork } from '../network';

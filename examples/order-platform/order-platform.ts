@@ -13,9 +13,9 @@ import {
   KnativeAutoscalingMetric,
   KnativeProbe,
   KnativeService,
+  MeshAuthorization,
+  MeshPeerAuthentication,
 } from '../../constructs/k8s';
-import { MeshAuthorization } from '../../constructs/k8s/authorization';
-import { MeshPeerAuthentication } from '../../constructs/k8s/peer-authentication';
 
 /** The namespace the platform runs in. */
 export const ORDERS_NAMESPACE = 'orders';

@@ -43,15 +43,17 @@ export const RULE_ACTIONS = ['allow', 'deny'] as const;
  */
 export type RuleAction = (typeof RULE_ACTIONS)[number];
 
-import { HTTP_METHODS } from '../../constructs/mesh/private/http-match';
-import { type HeaderMatch, type HttpMatch } from '../../constructs/mesh/types';
+import { type HeaderMatch, type HttpMatch, HttpMethod as MeshHttpMethod } from '../../constructs/mesh';
 
-export { HTTP_METHODS };
+/**
+ * The HTTP methods an L7 rule can match (upper case), in the mesh's order.
+ */
+export const HTTP_METHODS: readonly HttpMethod[] = Object.values(MeshHttpMethod);
 
 /**
  * Defines an HTTP method an L7 rule can match.
  */
-export type HttpMethod = (typeof HTTP_METHODS)[number];
+export type HttpMethod = `${MeshHttpMethod}`;
 
 /**
  * Defines one lambda-mesh environment: the file given with `cdk synth -c config=env.yaml`.

@@ -3,7 +3,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import type * as Esbuild from 'esbuild';
-import { stageFiles } from '../../constructs/core/private/stage';
+import { StagedDirectory } from '../../constructs/core';
 import { type SampleServiceName } from '../config';
 
 /**
@@ -52,11 +52,11 @@ export function sampleServiceContext(): string {
       write: false,
       logLevel: 'error',
     });
-    staged = stageFiles('lambda-mesh-sample-services', LAYOUT_VERSION, new Map([
-      ['Dockerfile', Buffer.from(renderSampleDockerfile())],
-      ['.dockerignore', Buffer.from('*\n!server.js\n')],
-      ['server.js', Buffer.from(result.outputFiles[0].contents)],
-    ]));
+    staged = StagedDirectory.fromFiles('lambda-mesh-sample-services', LAYOUT_VERSION, {
+      'Dockerfile': renderSampleDockerfile(),
+      '.dockerignore': '*\n!server.js\n',
+      'server.js': result.outputFiles[0].text,
+    });
   }
   return staged;
 }

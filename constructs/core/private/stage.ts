@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { compare } from '../names';
 
 /**
  * Writes `files` (relative paths with `/` -> content) into `<tmpdir>/<kind>/<hash>`, where `<hash>` is the SHA-256
@@ -14,12 +15,7 @@ import * as path from 'path';
  * @param version bumped when the layout of what is staged changes, so an old directory is never reused
  */
 export function stageFiles(kind: string, version: string, files: ReadonlyMap<string, Buffer>): string {
-  const hash = createHash('sha256').update(`${kind}/${version}\0`);
-  for (const name of [...files.keys()].sort()) {
-    const content = files.get(name)!;
-    hash.update(`${name}\0${content.length}\0`).update(content);
-  }
-  const directory = path.join(os.tmpdir(), kind, hash.digest('hex').slice(0, 32));
+  const directory = path.join(os.tmpdir(), kind, contentHash(`${kind}/${version}`, files).slice(0, 32));
   if (!fs.existsSync(directory)) {
     const staging = `${directory}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     for (const [name, content] of files) {
@@ -38,4 +34,18 @@ export function stageFiles(kind: string, version: string, files: ReadonlyMap<str
     }
   }
   return directory;
+}
+
+/**
+ * The SHA-256 (hex) of `files` and `salt`: the salt and a NUL, then, in {@link compare} order of their names, each
+ * file as `<name>\0<length>\0<content>`. The one content hash of what the library stages: {@link stageFiles}
+ * names its directories by it, and the extension layer's asset hash is it of the extension's sources.
+ */
+export function contentHash(salt: string, files: ReadonlyMap<string, Buffer>): string {
+  const hash = createHash('sha256').update(`${salt}\0`);
+  for (const name of [...files.keys()].sort(compare)) {
+    const content = files.get(name)!;
+    hash.update(`${name}\0${content.length}\0`).update(content);
+  }
+  return hash.digest('hex');
 }

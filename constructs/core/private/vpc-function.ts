@@ -4,10 +4,20 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
-import type { IMeshNetwork } from '../../network/network';
 import { Acknowledgements } from '../validation';
 import { newVpcFunctionRole } from './function-role';
 import { handlerCode } from './handler-code';
+
+/**
+ * What {@link newVpcFunction} needs of the mesh network (an `IMeshNetwork` has it), stated here so that core, which
+ * every module imports, does not depend on the network module.
+ */
+export interface VpcFunctionNetwork extends ec2.IConnectable {
+  /** The network's VPC. */
+  readonly vpc: ec2.IVpc;
+  /** The subnets the function runs in. */
+  readonly functionSubnets: ec2.SubnetSelection;
+}
 
 /**
  * Options of {@link newVpcFunction}.
@@ -16,7 +26,7 @@ export interface VpcFunctionOptions {
   /** The library handler to run (a key of HANDLERS). */
   readonly handler: string;
   /** The network: the function runs in its function subnets. */
-  readonly network: IMeshNetwork;
+  readonly network: VpcFunctionNetwork;
   /** What the function does, for its description and its security group's. */
   readonly purpose: string;
   /** Encrypts the function's log group. */

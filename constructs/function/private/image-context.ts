@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { stageFiles } from '../../core/private/stage';
+import { stageFiles } from '../../core/internal';
 import { EXTENSION_MAIN_PACKAGE, extensionSourceFiles } from './extension-sources';
 
 /** Bumped when the layout of the generated context changes, so an old cached directory is never reused. */

@@ -4,11 +4,11 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { type Construct } from 'constructs';
-import { describeValue, LambdaMeshError, throwInvalid } from '../../core/errors';
-import { DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
-import { newVpcFunctionRole } from '../../core/private/function-role';
+import { describeValue, throwInvalid } from '../../core/errors';
+import { compare, DNS_1123_LABEL, DNS_1123_LABEL_MAX_LENGTH } from '../../core/names';
+import { newVpcFunctionRole } from '../../core/internal';
 import { Acknowledgements } from '../../core/validation';
-import { type FunctionDefinition, type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
+import { type IMesh, type ResolvedService, ServiceProtocol } from '../../mesh';
 import extensionEnv from '../extension/internal/config/env.json';
 import { type MeshFunctionOptions, type MeshUpstream, type ProvisionedConcurrency } from '../types';
 
@@ -41,9 +41,6 @@ const TOKEN_ESTIMATE = 128;
 /** The alias that carries provisioned concurrency. */
 export const LIVE_ALIAS = 'live';
 
-/** Identities claimed by a mesh function, per mesh: one Lambda function per identity. */
-const claimed = new WeakMap<IMesh, Map<string, string>>();
-
 /** Everything the function constructs pass to Lambda, worked out from the mesh options. */
 export interface MeshSettings {
   readonly identity: string;
@@ -69,8 +66,8 @@ export interface MeshSettings {
 }
 
 /**
- * Checks the options of a mesh function, claims its identity in the mesh (declaring the function version when
- * the model lacks it), resolves its upstreams, and creates its role and log group. The caller creates the Lambda
+ * Checks the options of a mesh function, claims its identity through the mesh (which declares the function version
+ * when the model lacks it), resolves its upstreams, and creates its role and log group. The caller creates the Lambda
  * function from `functionProps` and then calls {@link finishMeshFunction}.
  */
 export function prepareMeshFunction(scope: Construct, o: MeshFunctionOptions): MeshSettings {
@@ -192,7 +189,10 @@ export function finishMeshFunction(scope: Construct, fn: lambda.Function, settin
   return alias;
 }
 
-/** Validates `service` and `version`, declares the version in the model when missing, and claims the identity. */
+/**
+ * Validates `service` and `version` and claims the identity with `IMesh.claimIdentity`, which declares the version
+ * when the model lacks it. The checks come first so that a bad value is reported at this construct and prop.
+ */
 function claimIdentity(scope: Construct, mesh: IMesh, service: string, version: string): string {
   for (const [field, value] of [['service', service], ['version', version]] as const) {
     if (typeof value !== 'string' || Token.isUnresolved(value) || !DNS_1123_LABEL.test(value)) {
@@ -206,26 +206,11 @@ function claimIdentity(scope: Construct, mesh: IMesh, service: string, version: 
   if (mesh.tryFindService(service)) {
     throwInvalid(scope, 'service', service, `the name of a function of mesh '${mesh.meshName}', not one of its backend services (a Lambda function gets its own identity, <function>-<version>)`);
   }
-  const byMesh = claimed.get(mesh) ?? new Map<string, string>();
-  claimed.set(mesh, byMesh);
-  const previous = byMesh.get(identity);
+  const previous = mesh.identityClaimant(identity);
   if (previous !== undefined) {
     throwInvalid(scope, 'version', version, `an identity no other mesh function runs as ('${identity}' is already the identity of ${previous}; add a version instead)`);
   }
-  let definition: FunctionDefinition;
-  try {
-    definition = mesh.function(service);
-  } catch (e) {
-    if (!LambdaMeshError.isLambdaMeshError(e)) {
-      throw e;
-    }
-    definition = mesh.addFunction(service);
-  }
-  if (!definition.versions.some((v) => v.version === version)) {
-    definition.addVersion(version);
-  }
-  byMesh.set(identity, scope.node.path);
-  return identity;
+  return mesh.claimIdentity(service, version, scope.node.path).identityName;
 }
 
 function resolveUpstreams(scope: Construct, mesh: IMesh, service: string, identity: string, requested: string[] | undefined): MeshUpstream[] {
@@ -258,7 +243,7 @@ function resolveUpstreams(scope: Construct, mesh: IMesh, service: string, identi
         throwInvalid(scope, field, name, `a service that ${identity} may call (${allowedList}): the mesh model has no rule that allows ${identity} -> ${name}; add one, e.g. mesh.service('${name}').allowFrom(mesh.function('${service}'))`);
       }
       return found;
-    }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    }).sort((a, b) => compare(a.name, b.name));
   }
   return services.map((s) => {
     const scheme = s.protocol === ServiceProtocol.TCP ? 'tcp' : 'http';

@@ -1,9 +1,9 @@
 import { spawnSync } from 'child_process';
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { type Construct } from 'constructs';
 import { throwInvalid } from '../../core/errors';
+import { contentHash } from '../../core/internal';
 import { EXTENSION_MAIN_PACKAGE, extensionSourceFiles } from './extension-sources';
 
 /**
@@ -18,14 +18,14 @@ export function goBuildEnvironment(goarch: string): Record<string, string> {
 export const GO_BUILD_ARGS = ['build', '-trimpath', '-ldflags=-s -w', '-o'];
 export const LAYER_BINARY = path.join('extensions', 'lambda-mesh');
 
-/** The SHA-256 of what the extension's build reads (its module without tests, by relative path) and `salt`. */
+/** The SHA-256 of what the extension's build reads (its module without tests, by relative path) and `salt`, hashed
+ * as staged files are. */
 export function extensionSourceHash(extensionDir: string, salt: string): string {
-  const hash = createHash('sha256').update(`${salt}\0`);
+  const sources = new Map<string, Buffer>();
   for (const rel of extensionSourceFiles(extensionDir)) {
-    const content = fs.readFileSync(path.join(extensionDir, rel));
-    hash.update(`${rel}\0${content.length}\0`).update(content);
+    sources.set(rel, fs.readFileSync(path.join(extensionDir, rel)));
   }
-  return hash.digest('hex');
+  return contentHash(salt, sources);
 }
 
 /** True when a `go` command runs here. */

@@ -20,6 +20,7 @@
  */
 import * as crypto from 'crypto';
 import { describeValue, LambdaMeshError } from '../../core/errors';
+import { compare } from '../../core/names';
 import { type HttpMatch, type MeshGraph, type ResolvedRule, RuleAction, ServiceProtocol } from '../../mesh/types';
 
 /** The largest config entry lambda-mesh writes, in bytes of JSON: raft's suggested maximum log entry (512 KiB). */
@@ -381,8 +382,4 @@ export function readOwnership(meta: Readonly<Record<string, unknown>> | undefine
 export function withoutOwner(meta: Readonly<Record<string, string>>, id: string): Record<string, string> {
   const mine = new RegExp(`^lambda-mesh-(owner|sources|protocol)-${id}(-\\d+)?$`);
   return Object.fromEntries(Object.entries(meta).filter(([k]) => !mine.test(k)));
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

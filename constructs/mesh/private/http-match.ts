@@ -1,14 +1,8 @@
 import { describeValue, LambdaMeshError } from '../../core/errors';
-import { type HeaderMatch, type HttpMatch } from '../types';
+import { type HeaderMatch, type HttpMatch, HttpMethod } from '../types';
 
-/**
- * The HTTP methods an L7 rule can match (upper case), as Consul's intentions accept them.
- *
- * @see https://developer.hashicorp.com/consul/docs/connect/config-entries/service-intentions#sources-permissions-http-methods
- */
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
-
-const KNOWN_METHODS: readonly string[] = HTTP_METHODS;
+/** The HTTP methods an L7 rule can match (upper case), in the order messages list them. */
+const HTTP_METHODS: readonly string[] = Object.values(HttpMethod);
 
 /** An HTTP header field name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -50,7 +44,7 @@ export function validateHttpMatch(location: string, field: string, http: HttpMat
       fail('methods', http.methods, `a non-empty list of ${HTTP_METHODS.join(', ')}`);
     }
     http.methods.forEach((m, i) => {
-      if (!KNOWN_METHODS.includes(m)) {
+      if (!HTTP_METHODS.includes(m)) {
         fail(`methods[${i}]`, m, `one of ${HTTP_METHODS.join(', ')} (upper case)`);
       }
       if (http.methods!.indexOf(m) !== i) {

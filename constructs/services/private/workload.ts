@@ -2,7 +2,7 @@ import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { type Construct, type IConstruct } from 'constructs';
 import { throwInvalid } from '../../core/errors';
-import { CONSUL_ECS } from '../../consul/private/consul-ecs';
+import { CONSUL_ECS } from '../../consul/internal';
 import { ConsulPorts } from '../../consul/types';
 import { type IMesh, type MeshService, type ResolvedService, ServicePlacement, ServiceProtocol } from '../../mesh';
 import { type IMeshWorkload } from '../workload';

@@ -1,6 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { meshError } from '../../util';
-import { IdentityKind, Mesh, RuleAction, ServicePlacement, ServiceProtocol } from '../../../constructs/mesh';
+import { HttpMethod, IdentityKind, Mesh, RuleAction, ServicePlacement, ServiceProtocol } from '../../../constructs/mesh';
 import { addSeedScenario, type SeedScenario } from './fixtures';
 
 function newMesh(props = {}): { app: App; mesh: Mesh } {
@@ -470,5 +470,80 @@ describe('placement and workloads', () => {
     expect(err.field).toBe('service(feature-store).claimWorkload');
     expect(err.expected).toMatch(/a service declared in this app \(an imported service is run by the app that declares it\)/);
     expect(imported.service('feature-store').workloadPath).toBeUndefined();
+  });
+});
+
+describe('identity claims', () => {
+  test('claimIdentity declares the function and the version the model lacks, and records the claimant', () => {
+    const { mesh } = newMesh();
+    const v1 = mesh.claimIdentity('model-a', 'v1', 'functions/ModelA');
+    expect(v1.identityName).toBe('model-a-v1');
+    expect(mesh.function('model-a').versions.map((v) => v.version)).toEqual(['v1']);
+    expect(mesh.identityClaimant('model-a-v1')).toBe('functions/ModelA');
+    expect(mesh.graph().identities.map((i) => i.name)).toEqual(['model-a-v1']);
+  });
+
+  test('claimIdentity takes a declared version as it is', () => {
+    const { mesh } = newMesh();
+    const modelA = mesh.addFunction('model-a', { description: 'scores', versions: ['v1', 'v2'] });
+    expect(mesh.claimIdentity('model-a', 'v2', 'functions/ModelAv2')).toBe(modelA.version('v2'));
+    expect(mesh.function('model-a')).toBe(modelA);
+    expect(modelA.versions.map((v) => v.version)).toEqual(['v1', 'v2']);
+    expect(mesh.identityClaimant('model-a-v1')).toBeUndefined();
+  });
+
+  test('claims are per mesh, also for a mesh referenced with fromMeshAttributes', () => {
+    const { mesh } = newMesh();
+    const shared = Mesh.fromMeshAttributes(new Stack(new App(), 'Other'), 'Shared', { meshName: 'platform' });
+    mesh.claimIdentity('model-a', 'v1', 'functions/ModelA');
+    expect(shared.claimIdentity('model-a', 'v1', 'Other/ModelA').identityName).toBe('model-a-v1');
+    expect(shared.identityClaimant('model-a-v1')).toBe('Other/ModelA');
+    expect(mesh.identityClaimant('model-a-v1')).toBe('functions/ModelA');
+  });
+
+  test('fails when a second construct claims the same identity', () => {
+    const { mesh } = newMesh();
+    mesh.claimIdentity('model-a', 'v1', 'functions/ModelA');
+    const err = meshError(() => mesh.claimIdentity('model-a', 'v1', 'functions/ModelAAgain'));
+    expect(err.location).toBe('Stack/Mesh');
+    expect(err.field).toBe('claimIdentity("model-a", "v1")');
+    expect(err.given).toBe('"functions/ModelAAgain"');
+    expect(err.expected).toMatch(/^one construct per identity: the construct at functions\/ModelA already runs as /);
+    expect(err.expected).toMatch(/ runs as 'model-a-v1' \(add a version instead\)$/);
+    expect(mesh.identityClaimant('model-a-v1')).toBe('functions/ModelA');
+  });
+
+  test('fails, claiming nothing, when the version is not a valid name', () => {
+    const { mesh } = newMesh();
+    const err = meshError(() => mesh.claimIdentity('model-a', 'V1.0', 'functions/ModelA'));
+    expect(err.field).toBe('addFunction(model-a).addVersion("V1.0")');
+    expect(mesh.identityClaimant('model-a-V1.0')).toBeUndefined();
+  });
+
+  test('fails when the function name is a service\'s', () => {
+    const { mesh } = newMesh();
+    mesh.addService('feature-store', { port: 8080 });
+    const err = meshError(() => mesh.claimIdentity('feature-store', 'v1', 'functions/FeatureStore'));
+    expect(err.field).toBe('addFunction("feature-store")');
+    expect(err.expected).toMatch(/'feature-store' is already service 'feature-store'/);
+  });
+});
+
+describe('HTTP matches', () => {
+  test('HttpMethod lists the methods an L7 rule takes, and its values are accepted as methods', () => {
+    const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'];
+    expect(Object.values(HttpMethod)).toEqual(methods);
+    const { mesh } = newMesh();
+    const fs = mesh.addService('feature-store', { port: 8080, protocol: ServiceProtocol.HTTP });
+    const modelA = mesh.addFunction('model-a', { versions: ['v1'] });
+    fs.allowFrom(modelA, { http: { methods: [HttpMethod.POST, HttpMethod.GET] } });
+    expect(mesh.graph().rules[0].http).toEqual({ methods: ['GET', 'POST'] });
+  });
+
+  test('Mesh.describeHttpMatch renders a match as the messages do', () => {
+    expect(Mesh.describeHttpMatch(undefined)).toBe('any (L4)');
+    expect(Mesh.describeHttpMatch({ methods: ['GET', 'HEAD'], pathPrefix: '/features' })).toBe('GET|HEAD /features*');
+    const headers = [{ name: 'x-debug', present: true, invert: true }];
+    expect(Mesh.describeHttpMatch({ pathRegex: '^/v[0-9]+/', headers })).toBe('~^/v[0-9]+/ [!x-debug]');
   });
 });

@@ -74,6 +74,7 @@ import {
   keyIdentifierOf,
   type CertificateAndKey,
 } from '../../../constructs/consul/private/secrets-handler/x509';
+import { compare } from '../../../constructs/core/names';
 
 /**
  * A permission of a stand-in token, after Consul's ACL rules: `<resource>:<read|write>` on every name, or
@@ -2719,10 +2720,6 @@ function sendText(res: http.ServerResponse, status: number, message: string): vo
 
 function colonHex(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function clone<T>(value: T): T {
