@@ -9,7 +9,7 @@
 export { newAlarmTopic } from './private/alarms';
 export { newVpcFunctionRole, type VpcFunctionRole, type VpcFunctionRoleOptions } from './private/function-role';
 export { allowCloudWatchLogs, newMeshKey } from './private/kms';
-export { shippedFile } from './private/shipped-files';
+export { fillPlaceholders, shippedFile } from './private/shipped-files';
 export { contentHash, stageFiles } from './private/stage';
 export {
   newVpcFunction,

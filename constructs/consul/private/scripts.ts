@@ -6,7 +6,7 @@ import { AGENT_POLICY, SCOPED_TOKEN_POLICIES } from './acl-policies';
 import { CONSUL_PATHS, serverAgentConfig } from './agent-config';
 import { type ServerBootInputs } from './boot-inputs';
 import { describeValue, LambdaMeshError } from '../../core/errors';
-import { fillPlaceholders, shippedFile } from '../../core/private/shipped-files';
+import { fillPlaceholders, shippedFile } from '../../core/internal';
 
 /**
  * The fingerprint of the key that signs HashiCorp's Linux packages and is served at
