@@ -19,7 +19,7 @@ import { type IConsulCluster } from '../consul/types';
 import { type MeshService, type ResolvedService, ServicePlacement } from '../mesh';
 import { type IMeshNetwork } from '../network';
 import {
-  claimService, markWorkload, SIDECAR_PORT, type WorkloadUpstream, wireWorkload, workloadUpstreams,
+  claimService, joinMesh, sidecarConnections, SIDECAR_PORT, type WorkloadUpstream, workloadUpstreams,
 } from './private/workload';
 import { type IMeshWorkload } from './workload';
 
@@ -153,17 +153,8 @@ export class MeshEc2Service extends Resource implements IMeshWorkload {
     const { role, script } = this.createInstanceRole(props, resolved.name, images);
     this.role = role;
     const securityGroup = this.createSecurityGroup(props.network, resolved.name);
-    this.connections = new ec2.Connections({
-      securityGroups: [securityGroup],
-      defaultPort: ec2.Port.tcp(SIDECAR_PORT),
-    });
-    markWorkload(this);
-    wireWorkload(this, {
-      network: props.network,
-      cluster: props.cluster,
-      gatewayTasks: props.gateway.taskConnections,
-      upstreams: this.upstreams,
-    });
+    this.connections = sidecarConnections(securityGroup);
+    joinMesh(this, props, this.upstreams);
 
     const userData = this.renderUserData(props, resolved, images, environment, script);
     this.autoScalingGroup = this.createInstances(props, count, role, securityGroup, userData);

@@ -23,7 +23,7 @@ import { type MeshService, type ResolvedService, ServicePlacement } from '../mes
 import { type IMeshNetwork } from '../network';
 import { type IMeshWorkload } from './workload';
 import {
-  checkPinned, claimService, markWorkload, SIDECAR_PORT, type WorkloadUpstream, wireWorkload, workloadUpstreams,
+  checkPinned, claimService, joinMesh, sidecarConnections, SIDECAR_PORT, type WorkloadUpstream, workloadUpstreams,
 } from './private/workload';
 
 /** The name of the app container when the construct makes the task definition. */
@@ -178,17 +178,8 @@ export class MeshEcsService extends Resource implements IMeshWorkload {
     this.addSidecar(props, resolved, images, logging);
 
     const securityGroup = this.createSecurityGroup(props.network, resolved.name);
-    this.connections = new ec2.Connections({
-      securityGroups: [securityGroup],
-      defaultPort: ec2.Port.tcp(SIDECAR_PORT),
-    });
-    markWorkload(this);
-    wireWorkload(this, {
-      network: props.network,
-      cluster: props.cluster,
-      gatewayTasks: props.gateway.taskConnections,
-      upstreams: this.upstreams,
-    });
+    this.connections = sidecarConnections(securityGroup);
+    joinMesh(this, props, this.upstreams);
     this.service = this.createService(props, desiredCount, securityGroup);
     acknowledgeEcrPull(taskDefinition, [images.dataplane, images.consulEcs]);
   }

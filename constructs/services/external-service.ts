@@ -6,7 +6,7 @@ import { type IMeshGateway } from '../consul/mesh-gateway';
 import { type IConsulCluster } from '../consul/types';
 import { type MeshService, ServicePlacement } from '../mesh';
 import { type IMeshNetwork } from '../network';
-import { claimService, markWorkload, SIDECAR_PORT, type WorkloadUpstream, wireWorkload, workloadUpstreams } from './private/workload';
+import { claimService, joinMesh, SIDECAR_PORT, type WorkloadUpstream, workloadUpstreams } from './private/workload';
 import { type IMeshWorkload } from './workload';
 
 /**
@@ -64,7 +64,6 @@ export class MeshExternalService extends Resource implements IMeshWorkload {
     const resolved = claimService(this, props.service, ServicePlacement.EXTERNAL);
     this.upstreams = workloadUpstreams(this, props.service.mesh, resolved, undefined);
     this.connections = new ec2.Connections({ securityGroups: [props.securityGroup], defaultPort: ec2.Port.tcp(this.sidecarPort) });
-    markWorkload(this);
-    wireWorkload(this, { network: props.network, cluster: props.cluster, gatewayTasks: props.gateway.taskConnections, upstreams: this.upstreams });
+    joinMesh(this, props, this.upstreams);
   }
 }

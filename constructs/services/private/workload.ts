@@ -104,6 +104,25 @@ export function workloadUpstreams(scope: Construct, mesh: IMesh, service: Resolv
   });
 }
 
+/** The connections of a workload whose sidecars listen on {@link SIDECAR_PORT} behind `securityGroup`. */
+export function sidecarConnections(securityGroup: ec2.ISecurityGroup): ec2.Connections {
+  return new ec2.Connections({ securityGroups: [securityGroup], defaultPort: ec2.Port.tcp(SIDECAR_PORT) });
+}
+
+/**
+ * Makes `workload` (whose `connections` are set) a workload of the mesh: marks it, so the workloads that call it or
+ * that it calls find it, and opens its network paths ({@link wireWorkload}).
+ */
+export function joinMesh(workload: IMeshWorkload, props: {
+  readonly network: IMeshNetwork;
+  readonly cluster: ec2.IConnectable;
+  readonly gateway: { readonly taskConnections: ec2.IConnectable };
+}, upstreams: readonly WorkloadUpstream[]): void {
+  markWorkload(workload);
+  const { network, cluster, gateway } = props;
+  wireWorkload(workload, { network, cluster, gatewayTasks: gateway.taskConnections, upstreams });
+}
+
 /**
  * Opens the network paths a workload's sidecars need, each from the side that owns the rule, so no stack refers
  * back to a later one: the mesh gateway and the workloads that may call this one reach its sidecar port; its
