@@ -43,7 +43,8 @@ function runTests(label: string, dir: string, cacheDir: string): Run {
   const timer = fs.existsSync('/usr/bin/time') ? ['/usr/bin/time', '-o', timeFile, '-f', '%U %S %M'] : [];
   const started = process.hrtime.bigint();
   // Jest prints its summary and a line per suite to stderr.
-  const r = spawnSync(timer[0] ?? 'npm', [...timer.slice(1), ...(timer.length ? ['npm'] : []), 'test'], {
+  const [command, ...args] = [...timer, 'npm', 'test'];
+  const r = spawnSync(command, args, {
     cwd: dir,
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
